@@ -1,0 +1,32 @@
+"""The base system every host gets first: hostname, apt, base packages, time."""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+
+from deploys.common import cluster_config, component_files
+from facts.virt import Container
+
+BASE_PACKAGES = ["ca-certificates", "openssl", "less", "procps"]
+
+
+@deploy("Base system")
+def base():
+    config = cluster_config()
+    server.hostname(name="Set the host name", hostname=host.name)
+    # apt settings (the proxy among them) must be in place before apt is first used.
+    settings = component_files(name="Install base configuration", component_name="base")
+    apt.update(name="Update apt lists", cache_time=24 * 3600)
+    apt.packages(name="Install base packages", packages=BASE_PACKAGES)
+    server.timezone(name="Set the time zone", timezone=config.cluster.timezone)
+
+    # A container shares the machine's clock; systemd-timesyncd refuses to run in one.
+    if not host.get_fact(Container):
+        apt.packages(name="Install systemd-timesyncd", packages=["systemd-timesyncd"])
+        systemd.service(name="Run systemd-timesyncd", service="systemd-timesyncd", running=True, enabled=True)
+        systemd.service(
+            name="Restart systemd-timesyncd",
+            service="systemd-timesyncd",
+            restarted=True,
+            _if=settings.did_change,
+        )

@@ -1,0 +1,80 @@
+"""What every component's deploy shares: its configuration and a checked way to install files."""
+
+import hashlib
+import posixpath
+import shlex
+from functools import lru_cache
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.facts.files import File, Sha1File
+
+from mailstack.components import ManagedFile, component
+from mailstack.config import Config, load
+from mailstack.render import render
+
+STAGING = "/var/lib/mailstack/staged"
+
+
+@lru_cache
+def _load(path: str) -> Config:
+    return load(path)
+
+
+def cluster_config() -> Config:
+    """The configuration of the current host's inventory (validated once per run)."""
+    return _load(host.data.mailstack_config)
+
+
+def _is_current(managed: ManagedFile, content: str) -> bool:
+    live = host.get_fact(File, path=managed.path)
+    return (
+        bool(live)
+        and host.get_fact(Sha1File, path=managed.path) == hashlib.sha1(content.encode()).hexdigest()
+        and (live["user"], live["group"], live["mode"]) == (managed.user, managed.group, int(managed.mode))
+    )
+
+
+@operation()
+def component_files(component_name: str):
+    """
+    Install a component's files, only after the component's own tool accepted them.
+
+    + component_name: a component of ``mailstack.components``
+
+    When any live file differs from what the configuration renders, all of the component's
+    files are staged under ``/var/lib/mailstack/staged/<component>`` (mode 0700), checked
+    there, and only then renamed into place. A failing check stops the deploy with the
+    tool's message and leaves the live files untouched. Contents are never diffed or
+    printed, because some of them are secrets.
+
+    **Example:**
+
+    .. code:: python
+
+        files = component_files(name="Configure Postfix", component_name="postfix")
+        systemd.service(service="postfix", reloaded=True, _if=files.did_change)
+    """
+    config = cluster_config()
+    wanted = component(component_name)
+    rendered = {managed: render(config, host.name, managed) for managed in wanted.files}
+    stale = [managed for managed, content in rendered.items() if not _is_current(managed, content)]
+    if not stale:
+        host.noop(f"{component_name} files are up to date")
+        return
+
+    root = f"{STAGING}/{component_name}"
+    yield f"rm -rf {root} && install -d -m 700 {root}"
+    for managed, content in rendered.items():
+        staged = root + managed.path
+        yield f"install -d -m 700 {shlex.quote(posixpath.dirname(staged))}"
+        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{staged}.upload")
+    if wanted.check:
+        yield wanted.check.format(root=root)
+    for managed in stale:
+        target, new = shlex.quote(managed.path), shlex.quote(f"{managed.path}.mailstack-new")
+        yield (
+            f"install -D -m {managed.mode} -o {managed.user} -g {managed.group} {root}{managed.path} {new}"
+            f" && mv -f {new} {target}"
+        )

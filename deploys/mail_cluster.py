@@ -1,0 +1,20 @@
+"""Converge a whole mail cluster: every host gets the components of its groups.
+
+    pyinfra inventories/prod.py deploys/mail_cluster.py
+
+The order of ``DEPLOYS`` is the order of the work on each host; it is one short list
+so the reason for each position can be written beside it.
+"""
+
+from pyinfra import host
+
+from deploys.base import base
+from deploys.common import cluster_config
+from mailstack.components import components_for
+
+DEPLOYS = {
+    "base": base,  # first: apt proxy and base packages come before any component's packages
+}
+
+for component in components_for(cluster_config(), host.name):
+    DEPLOYS[component.name]()

@@ -1,0 +1,70 @@
+"""The ``mailstack`` command: one function per subcommand, its docstring is its help."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import GROUPS, ConfigError
+from .inventory import load_for
+from .render import render_host
+
+
+def validate(args) -> int:
+    """Check an inventory's configuration without contacting any host, and summarise it."""
+    config = load_for(args.inventory)
+    print(f"{config.source}: valid (cluster {config.cluster.name}, {config.cluster.mail_hostname})")
+    for group in GROUPS:
+        if names := config.hosts_in(group):
+            print(f"  {group:8} {', '.join(names)}")
+    print(f"  domains  {', '.join(d.name for d in config.domains)}")
+    print(f"  users    {len(config.users)}, aliases {len(config.aliases)}, tls {config.tls.mode}")
+    return 0
+
+
+def render(args) -> int:
+    """Write every file a host would receive into a folder, without contacting it."""
+    config = load_for(args.inventory)
+    hosts = [args.host] if args.host else list(config.hosts)
+    unknown = [name for name in hosts if name not in config.hosts]
+    if unknown:
+        raise ConfigError(config.source, [f"--host: no host {unknown[0]} in {config.source}"])
+    for name in hosts:
+        out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
+        written = render_host(config, name, out)
+        print(f"{name}: {len(written)} files in {out}")
+    return 0
+
+
+def _inventory_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inventory", "-i", required=True, help="inventory file, such as inventories/prod.py")
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(
+        prog="mailstack", description="Build, verify and operate a highly available mail cluster."
+    )
+    commands = main_parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sub = commands.add_parser("validate", help=validate.__doc__, description=validate.__doc__)
+    _inventory_option(sub)
+    sub.set_defaults(run=validate)
+
+    sub = commands.add_parser("render", help=render.__doc__, description=render.__doc__)
+    _inventory_option(sub)
+    sub.add_argument("--host", help="one host (default: every host, each in its own folder)")
+    sub.add_argument("--out", required=True, help="folder to write into")
+    sub.set_defaults(run=render)
+    return main_parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

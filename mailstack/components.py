@@ -1,0 +1,58 @@
+"""What each component puts on a host: its groups, its files and the tool that checks them.
+
+The deploys and ``mailstack render`` both read this registry, so what an operator
+reviews is exactly what a deploy writes.
+"""
+
+from dataclasses import dataclass
+
+from . import TEMPLATES
+from .config import Config
+
+
+@dataclass(frozen=True)
+class ManagedFile:
+    path: str
+    mode: str = "644"
+    user: str = "root"
+    group: str = "root"
+
+    @property
+    def template(self) -> str:
+        """The template mirrors the target path: /etc/x.conf -> templates/etc/x.conf.j2."""
+        return str(TEMPLATES / f"{self.path.lstrip('/')}.j2")
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    groups: frozenset[str]
+    files: tuple[ManagedFile, ...]
+    check: str | None = None
+    """Shell command that validates the files staged under ``{root}``; it must fail on a bad file."""
+
+    def applies_to(self, config: Config, host_name: str) -> bool:
+        return not self.groups or bool(self.groups & set(config.hosts[host_name].groups))
+
+
+EVERY_HOST = frozenset()
+
+COMPONENTS = (
+    Component(
+        "base",
+        EVERY_HOST,
+        files=(
+            ManagedFile("/etc/apt/apt.conf.d/90mailstack"),
+            ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
+        ),
+        check="apt-config -c {root}/etc/apt/apt.conf.d/90mailstack dump >/dev/null",
+    ),
+)
+
+
+def components_for(config: Config, host_name: str) -> list[Component]:
+    return [component for component in COMPONENTS if component.applies_to(config, host_name)]
+
+
+def component(name: str) -> Component:
+    return next(c for c in COMPONENTS if c.name == name)

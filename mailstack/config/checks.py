@@ -1,0 +1,85 @@
+"""Checks that span several parts of the configuration, all in one place.
+
+Each check yields ``(key path, message)``; the loader adds file and line.
+"""
+
+from collections.abc import Iterator
+
+from .model import Config
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def cross_check(config: Config) -> list[Problem]:
+    return [
+        *_domains(config),
+        *_addresses(config),
+        *_hosts(config),
+        *_tls(config),
+    ]
+
+
+def _first_seen(items, key) -> Iterator[tuple[int, int]]:
+    """``(index, index of the earlier twin)`` for each item whose key was seen before."""
+    seen: dict[object, int] = {}
+    for index, item in enumerate(items):
+        value = key(item)
+        if value in seen:
+            yield index, seen[value]
+        else:
+            seen[value] = index
+
+
+def _domains(config: Config) -> Iterator[Problem]:
+    for index, twin in _first_seen(config.domains, lambda d: d.name):
+        yield ("domains", index, "name"), f"domain declared twice (also domains[{twin}])"
+
+
+def _addresses(config: Config) -> Iterator[Problem]:
+    declared = {domain.name for domain in config.domains}
+    users = {user.address for user in config.users}
+    for index, user in enumerate(config.users):
+        domain = user.address.rpartition("@")[2]
+        if domain not in declared:
+            yield ("users", index, "address"), f"domain '{domain}' is not declared under domains"
+    for index, twin in _first_seen(config.users, lambda u: u.address):
+        yield ("users", index, "address"), f"duplicate user (also users[{twin}])"
+    for index, alias in enumerate(config.aliases):
+        domain = alias.address.rpartition("@")[2]
+        if domain not in declared:
+            yield ("aliases", index, "address"), f"domain '{domain}' is not declared under domains"
+        if alias.address in users:
+            yield ("aliases", index, "address"), "is also a user; mail would never reach that mailbox"
+    for index, twin in _first_seen(config.aliases, lambda a: a.address):
+        yield ("aliases", index, "address"), f"duplicate alias (also aliases[{twin}])"
+    if config.cluster.postmaster is None and f"postmaster@{config.domains[0].name}" not in users | {
+        alias.address for alias in config.aliases
+    }:
+        yield ("cluster", "postmaster"), (
+            f"no user or alias postmaster@{config.domains[0].name}; set cluster.postmaster or add that alias"
+        )
+
+
+def _hosts(config: Config) -> Iterator[Problem]:
+    for group in ("lb", "mx"):
+        if not config.hosts_in(group):
+            yield ("hosts",), f"no host in group '{group}'"
+    names = list(config.hosts)
+    for index, twin in _first_seen(config.hosts.values(), lambda host: host.address):
+        yield ("hosts", names[index], "address"), f"same address as host {names[twin]}"
+    for name, host in config.hosts.items():
+        if host.address == config.cluster.virtual_ip:
+            yield ("hosts", name, "address"), "is the virtual IP; give the host its own address"
+        if ("lb" in host.groups) != (host.vrrp_priority is not None):
+            yield ("hosts", name, "vrrp_priority"), "lb hosts need a vrrp_priority, other hosts take none"
+        if ("storage" in host.groups) != (host.storage is not None):
+            yield ("hosts", name, "storage"), "hosts in the storage group need storage, other hosts take none"
+    lbs = [(name, config.hosts[name].vrrp_priority) for name in config.hosts_in("lb")]
+    for index, twin in _first_seen(lbs, lambda item: item[1]):
+        yield ("hosts", lbs[index][0], "vrrp_priority"), f"same priority as {lbs[twin][0]}; VRRP needs distinct ones"
+
+
+def _tls(config: Config) -> Iterator[Problem]:
+    acme = config.tls.acme
+    if config.tls.mode == "acme" and acme.challenge == "dns-rfc2136" and config.dns is None:
+        yield ("tls", "acme", "challenge"), "dns-rfc2136 needs the top-level dns section (server and TSIG key)"

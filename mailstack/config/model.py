@@ -1,0 +1,307 @@
+"""The cluster configuration: one typed model, the single source of truth.
+
+Every field states its type, default, an example and what it affects. Deploys and
+templates read only this model, and ``docs/configuration.md`` is generated from it
+(``make docs``), so the reference cannot drift from the code.
+"""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, IPvAnyNetwork, PrivateAttr, model_validator
+
+from .types import (
+    AbsolutePath,
+    AliasSource,
+    DevicePath,
+    DnsName,
+    DomainName,
+    EmailAddress,
+    HostName,
+    HttpsUrl,
+    HttpUrl,
+    PasswordHash,
+    Size,
+    TimeZone,
+)
+
+GROUPS = ("lb", "mx", "storage", "ns")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+def setting(default=..., *, example, doc: str, **constraints):
+    """A documented field; ``default=...`` makes it required."""
+    return Field(default, description=doc, examples=[example], **constraints)
+
+
+class Section(BaseModel):
+    """A part of the configuration: unknown keys are errors, values are validated and frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class Cluster(Section):
+    name: HostName = setting(
+        example="example-prod", doc="Short name of this cluster; names the VRRP instance and secrets folder."
+    )
+    mail_hostname: DomainName = setting(
+        example="mail.example.com",
+        doc="Public name of the cluster: MX target, SMTP greeting and the name on the certificate.",
+    )
+    virtual_ip: IPvAnyAddress = setting(
+        example="192.0.2.10", doc="Address Keepalived moves between the lb hosts; MX and clients reach this."
+    )
+    postmaster: EmailAddress | None = setting(
+        None,
+        example="postmaster@example.com",
+        doc="Receives RAID/ZFS alerts and bounces; defaults to postmaster@ the first mail domain.",
+    )
+    timezone: TimeZone = setting("UTC", example="Europe/Berlin", doc="Time zone of every host (log timestamps).")
+    ntp_servers: list[DomainName] = setting(
+        ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"],
+        example=["ntp1.example.net"],
+        doc="NTP servers for systemd-timesyncd on hosts with their own clock (not containers).",
+    )
+    apt_proxy: HttpUrl | None = setting(
+        None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab uses apt-cacher-ng)."
+    )
+
+
+class Storage(Section):
+    """Exactly one of ``mdraid`` or ``zfs`` describes how /var/vmail is stored on this host."""
+
+    mdraid: "MdRaid | None" = setting(None, example={"devices": ["/dev/vdb", "/dev/vdc"]}, doc="Software RAID.")
+    zfs: "Zfs | None" = setting(None, example={"vdevs": [{"devices": ["/dev/vdb", "/dev/vdc"]}]}, doc="A ZFS pool.")
+
+    @model_validator(mode="after")
+    def _one_layout(self):
+        if (self.mdraid is None) == (self.zfs is None):
+            raise ValueError("give exactly one of 'mdraid' or 'zfs'")
+        return self
+
+
+class MdRaid(Section):
+    name: HostName = setting("vmail", example="vmail", doc="Array name: the array assembles as /dev/md/<name>.")
+    level: Literal[1, 6, 10] = setting(10, example=10, doc="RAID level; 10 needs an even number of devices.")
+    devices: list[DevicePath] = setting(
+        example=["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"], doc="Member disks.", min_length=2
+    )
+    filesystem: Literal["ext4", "xfs"] = setting("ext4", example="xfs", doc="Filesystem made on the array.")
+    mount_point: AbsolutePath = setting("/var/vmail", example="/var/vmail", doc="Where the filesystem is mounted.")
+    mount_options: list[str] = setting(["noatime"], example=["noatime", "nodev"], doc="Options in fstab.")
+    wipe: list[DevicePath] = setting(
+        [],
+        example=["/dev/vdb"],
+        doc="Members whose existing data may be destroyed; any other member that holds data is refused.",
+    )
+
+
+class Vdev(Section):
+    type: Literal["mirror", "raidz", "raidz2", "raidz3"] = setting("mirror", example="raidz2", doc="Redundancy.")
+    devices: list[DevicePath] = setting(example=["/dev/vdb", "/dev/vdc"], doc="Disks of this vdev.", min_length=2)
+
+
+class Dataset(Section):
+    name: str = setting(example="vmail", doc="Dataset name below the pool.", min_length=1)
+    mount_point: AbsolutePath = setting(example="/var/vmail", doc="Where the dataset is mounted.")
+    quota: Size | None = setting(None, example="200G", doc="ZFS quota of the dataset; none by default.")
+
+
+class Zfs(Section):
+    pool: HostName = setting("tank", example="tank", doc="Pool name.")
+    vdevs: list[Vdev] = setting(
+        example=[{"devices": ["/dev/vdb", "/dev/vdc"]}, {"devices": ["/dev/vdd", "/dev/vde"]}],
+        doc="Top-level vdevs; data is striped across them.",
+        min_length=1,
+    )
+    ashift: int = setting(12, example=12, doc="log2 of the sector size the pool assumes (12 = 4 KiB).", ge=9, le=16)
+    properties: dict[str, str] = setting(
+        {"compression": "lz4", "atime": "off"}, example={"compression": "zstd"}, doc="Pool root properties."
+    )
+    datasets: list[Dataset] = setting(
+        [{"name": "vmail", "mount_point": "/var/vmail"}],
+        example=[{"name": "vmail", "mount_point": "/var/vmail", "quota": "200G"}],
+        doc="Datasets created in the pool.",
+    )
+    scrub: Literal["weekly", "monthly"] = setting("monthly", example="weekly", doc="How often the pool is scrubbed.")
+    wipe: list[DevicePath] = setting(
+        [], example=["/dev/vdb"], doc="Disks whose existing data may be destroyed; others holding data are refused."
+    )
+
+
+class Host(Section):
+    address: IPvAnyAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
+    groups: list[Literal[GROUPS]] = setting(
+        example=["lb"], doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, ns (lab DNS/ACME).", min_length=1
+    )
+    vrrp_priority: int | None = setting(
+        None, example=150, doc="Keepalived priority on lb hosts; the highest holds the virtual IP.", ge=1, le=254
+    )
+    storage: Storage | None = setting(
+        None,
+        example={"mdraid": {"devices": ["/dev/vdb", "/dev/vdc"]}},
+        doc="How /var/vmail is stored; required on, and only on, hosts in the storage group.",
+    )
+
+
+class Ssh(Section):
+    user: str = setting("root", example="deploy", doc="User the deploy logs in as.")
+    port: int = setting(22, example=2222, doc="SSH port of every host.", ge=1, le=65535)
+    key: str | None = setting(
+        None, example="~/.ssh/mail_ed25519", doc="Private key file, relative to this file; default: SSH's own choice."
+    )
+    known_hosts: str | None = setting(
+        None, example="known_hosts", doc="known_hosts file, relative to this file; default: the user's own."
+    )
+
+
+class Dmarc(Section):
+    policy: Literal["none", "quarantine", "reject"] = setting(
+        "quarantine", example="reject", doc="What receivers do with mail that fails DMARC (p=)."
+    )
+    report_address: EmailAddress | None = setting(
+        None, example="dmarc@example.com", doc="Where aggregate reports go (rua=); none: no reports."
+    )
+
+
+class Domain(Section):
+    name: DomainName = setting(example="example.com", doc="A mail domain the cluster receives and sends for.")
+    dkim_selector: HostName = setting("mail", example="mail2026", doc="DKIM selector: <selector>._domainkey.<name>.")
+    dkim_key_bits: Literal[2048, 3072, 4096] = setting(2048, example=4096, doc="Size of the DKIM RSA key.")
+    spf_all: Literal["-all", "~all"] = setting("-all", example="~all", doc="SPF verdict for other senders.")
+    dmarc: Dmarc = setting(Dmarc(), example={"policy": "reject"}, doc="DMARC record of the domain.")
+
+
+class User(Section):
+    address: EmailAddress = setting(example="alice@example.com", doc="Login name and mailbox address.")
+    password_hash: PasswordHash = setting(
+        example="{SHA512-CRYPT}$6$...", doc="Password hash only, never the password; `mailstack user add` writes it."
+    )
+    quota: Size | None = setting(None, example="5G", doc="Mailbox quota; default: mail.default_quota.")
+
+
+class Alias(Section):
+    address: AliasSource = setting(
+        example="sales@example.com", doc="Address that forwards; @example.com is a catch-all for the domain."
+    )
+    to: list[EmailAddress] = setting(
+        example=["alice@example.com"], doc="Where mail for the address goes.", min_length=1
+    )
+
+
+class Mail(Section):
+    message_size_limit: Size = setting("50M", example="25M", doc="Largest message accepted (Postfix).")
+    default_quota: Size = setting("2G", example="10G", doc="Quota of users without their own.")
+
+
+class Dns(Section):
+    server: IPvAnyAddress = setting(example="192.0.2.53", doc="Authoritative server that takes RFC 2136 updates.")
+    port: int = setting(53, example=53, doc="Its DNS port.", ge=1, le=65535)
+    tsig_key_name: DnsName = setting(example="mailstack-key", doc="Name of the TSIG key allowed to update.")
+    tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = setting(
+        "hmac-sha256", example="hmac-sha512", doc="TSIG algorithm."
+    )
+    tsig_secret_file: str = setting(
+        example="secrets/tsig.key", doc="File holding the base64 TSIG secret, relative to this file; keep it 0600."
+    )
+
+
+class Acme(Section):
+    directory: HttpsUrl = setting(LETS_ENCRYPT, example=LETS_ENCRYPT, doc="ACME directory URL of the CA.")
+    email: EmailAddress = setting(example="hostmaster@example.com", doc="Contact the CA writes to about expiry.")
+    challenge: Literal["dns-rfc2136", "http-01"] = setting(
+        "dns-rfc2136", example="http-01", doc="dns-rfc2136 needs the top-level dns section; http-01 needs port 80."
+    )
+    ca_bundle: str | None = setting(
+        None, example="lab-ca.pem", doc="Extra CA that signs the ACME server's HTTPS (the lab's pebble)."
+    )
+
+
+class TlsFiles(Section):
+    certificate: str = setting(example="tls/fullchain.pem", doc="Certificate chain, relative to this file.")
+    key: str = setting(example="tls/privkey.pem", doc="Private key, relative to this file.")
+
+
+class Tls(Section):
+    mode: Literal["acme", "internal", "files"] = setting(
+        "internal", example="acme", doc="acme: certbot; internal: a mailstack CA; files: your own files."
+    )
+    acme: Acme | None = setting(None, example={"email": "hostmaster@example.com"}, doc="Settings of mode acme.")
+    files: TlsFiles | None = setting(
+        None, example={"certificate": "fullchain.pem", "key": "privkey.pem"}, doc="Settings of mode files."
+    )
+
+    @model_validator(mode="after")
+    def _mode_has_settings(self):
+        if self.mode in ("acme", "files") and getattr(self, self.mode) is None:
+            raise ValueError(f"mode '{self.mode}' needs its '{self.mode}' section")
+        return self
+
+
+class RateLimit(Section):
+    new_per_minute: int = setting(example=10, doc="New connections per minute from one address.", ge=1)
+    concurrent: int = setting(example=10, doc="Open connections from one address at once.", ge=1)
+
+
+RateLimitedService = Literal["smtp", "submission", "imap", "sieve"]
+
+
+class Fail2ban(Section):
+    bantime: int = setting(3600, example=600, doc="Seconds an address stays banned.", ge=1)
+    findtime: int = setting(600, example=600, doc="Window in seconds in which failures are counted.", ge=1)
+    maxretry: int = setting(5, example=3, doc="Failures within findtime that ban an address.", ge=1)
+
+
+class Firewall(Section):
+    admin_networks: list[IPvAnyNetwork] = setting(
+        [], example=["198.51.100.0/24"], doc="Networks allowed to SSH, besides the deploying machine."
+    )
+    rate_limits: dict[RateLimitedService, RateLimit] = setting(
+        {
+            "smtp": {"new_per_minute": 30, "concurrent": 20},
+            "submission": {"new_per_minute": 10, "concurrent": 10},
+            "imap": {"new_per_minute": 20, "concurrent": 20},
+            "sieve": {"new_per_minute": 10, "concurrent": 5},
+        },
+        example={"imap": {"new_per_minute": 10, "concurrent": 10}},
+        doc="Per-source limits on the public ports (smtp 25; submission 465, 587; imap 143, 993; sieve 4190).",
+    )
+    fail2ban: Fail2ban = setting(Fail2ban(), example={"maxretry": 3}, doc="Banning of failed logins.")
+
+
+class Config(Section):
+    cluster: Cluster = setting(example={"name": "prod"}, doc="Names and addresses of the whole cluster.")
+    hosts: dict[HostName, Host] = setting(
+        example={"lb1": {"address": "192.0.2.11", "groups": ["lb"], "vrrp_priority": 150}},
+        doc="Every host, its address and roles; the pyinfra inventory is built from this.",
+        min_length=1,
+    )
+    ssh: Ssh = setting(Ssh(), example={"user": "deploy"}, doc="How the deploy logs in.")
+    domains: list[Domain] = setting(example=[{"name": "example.com"}], doc="Mail domains.", min_length=1)
+    users: list[User] = setting([], example=[{"address": "alice@example.com"}], doc="Mailboxes.")
+    aliases: list[Alias] = setting([], example=[{"address": "info@example.com"}], doc="Forwarding addresses.")
+    mail: Mail = setting(Mail(), example={"message_size_limit": "25M"}, doc="Mail handling limits.")
+    tls: Tls = setting(Tls(), example={"mode": "acme"}, doc="Where certificates come from.")
+    dns: Dns | None = setting(None, example={"server": "192.0.2.53"}, doc="Dynamic DNS updates (RFC 2136).")
+    firewall: Firewall = setting(Firewall(), example={"admin_networks": ["198.51.100.0/24"]}, doc="iptables.")
+
+    _source: Path = PrivateAttr(default=Path("."))
+
+    @property
+    def source(self) -> Path:
+        """The YAML file this configuration was read from."""
+        return self._source
+
+    def path(self, relative: str) -> Path:
+        """A path from the configuration, resolved against the folder of its YAML file."""
+        return (self._source.parent / Path(relative).expanduser()).resolve()
+
+    @property
+    def postmaster(self) -> str:
+        return self.cluster.postmaster or f"postmaster@{self.domains[0].name}"
+
+    def hosts_in(self, group: str) -> list[str]:
+        return [name for name, host in self.hosts.items() if group in host.groups]
+
+
+Storage.model_rebuild()

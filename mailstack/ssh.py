@@ -1,0 +1,28 @@
+"""An OpenSSH client configuration for an inventory, for tools that are not pyinfra.
+
+testinfra (and ``mailstack lab ssh``) reach hosts by name through it, with the same
+user, key and known_hosts as the deploy, and never prompt.
+"""
+
+from .config import Config
+from .inventory import host_data
+
+
+def ssh_config(config: Config) -> str:
+    blocks = []
+    for name in config.hosts:
+        data = host_data(config, name)
+        lines = [
+            f"Host {name}",
+            f"  HostName {data['ssh_hostname']}",
+            f"  User {data['ssh_user']}",
+            f"  Port {data['ssh_port']}",
+            "  BatchMode yes",
+            "  ConnectTimeout 10",
+        ]
+        if "ssh_key" in data:
+            lines += [f"  IdentityFile {data['ssh_key']}", "  IdentitiesOnly yes"]
+        if "ssh_known_hosts_file" in data:
+            lines += [f"  UserKnownHostsFile {data['ssh_known_hosts_file']}", "  StrictHostKeyChecking yes"]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"

@@ -1,0 +1,34 @@
+"""The base component on every host."""
+
+import pytest
+
+
+@pytest.fixture
+def name(host):
+    return host.backend.hostname
+
+
+def test_hostname_is_the_inventory_name(host, name):
+    assert host.check_output("hostname") == name
+
+
+def test_time_zone(host, cluster):
+    assert host.file("/etc/localtime").linked_to == f"/usr/share/zoneinfo/{cluster.cluster.timezone}"
+
+
+def test_apt_settings(host, cluster):
+    settings = host.file("/etc/apt/apt.conf.d/90mailstack")
+    assert settings.mode == 0o644 and settings.user == "root"
+    if cluster.cluster.apt_proxy:
+        assert settings.contains(cluster.cluster.apt_proxy)
+
+
+def test_base_packages(host):
+    for package in ("ca-certificates", "openssl"):
+        assert host.package(package).is_installed
+
+
+def test_clock_is_synchronised_outside_containers(host):
+    if host.run("systemd-detect-virt --container --quiet").rc == 0:
+        pytest.skip("a container shares its machine's clock")
+    assert host.service("systemd-timesyncd").is_running

@@ -1,0 +1,43 @@
+"""Inventories: pyinfra sees exactly the configured hosts, and Vagrant the staging ones."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from mailstack.inventory import load_for
+
+PROJECT = Path(__file__).resolve().parents[2]
+PYINFRA = Path(sys.executable).with_name("pyinfra")
+
+
+def test_pyinfra_reads_hosts_and_groups_from_the_configuration(example_inventory):
+    config = load_for(example_inventory)
+    result = subprocess.run(
+        [PYINFRA, str(example_inventory), "debug-inventory", "--json"],
+        capture_output=True, text=True, check=True, cwd=PROJECT,
+    )
+    hosts = {entry["name"]: entry for entry in json.loads(result.stdout)}
+    assert set(hosts) == set(config.hosts)
+    for name, host in config.hosts.items():
+        assert set(hosts[name]["groups"]) == {*host.groups, example_inventory.stem}
+        assert hosts[name]["data"]["ssh_hostname"] == str(host.address)
+
+
+def test_vagrantfile_is_valid():
+    subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=PROJECT, check=True, capture_output=True)
+
+
+def test_vagrant_machines_are_the_staging_inventory():
+    config = load_for(PROJECT / "inventories" / "staging.py")
+    result = subprocess.run(
+        ["ruby", Path(__file__).parent / "vagrant" / "machines.rb", PROJECT / "Vagrantfile"],
+        capture_output=True, text=True, check=True,
+    )
+    machines = json.loads(result.stdout)
+    assert {name: machine["ip"] for name, machine in machines.items()} == {
+        name: str(host.address) for name, host in config.hosts.items()
+    }
+    for name, machine in machines.items():
+        disks = 4 if "storage" in config.hosts[name].groups else 0
+        assert machine["libvirt"]["disks"] == machine["virtualbox"]["disks"] == disks
