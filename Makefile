@@ -10,14 +10,15 @@ $(VENV)/.installed: pyproject.toml .ci/apt-packages .ci/install
 	.ci/install
 	touch $@
 
-# The main job on the embedded default: render every file of the lab inventory for review.
+# The main job on the embedded default: bring the local lab up and deploy the cluster onto it.
 lab: install
-	$(BIN)/mailstack validate --inventory inventories/lab.py
-	$(BIN)/mailstack render --inventory inventories/lab.py --out out/lab
+	$(BIN)/mailstack lab up
+	$(BIN)/pyinfra -y inventories/lab.py deploys/mail_cluster.py
 
-# Every test: unit, then the live tiers.
+# Every test: testinfra and end-to-end tests on the lab (brought up and torn down
+# unless it was already running), and the unit tests.
 test: install
-	$(BIN)/pytest tests
+	$(BIN)/pytest tests --inventory inventories/lab.py
 
 unit: install
 	$(BIN)/pytest tests/unit

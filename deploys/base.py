@@ -2,7 +2,7 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from deploys.common import cluster_config, component_files
 from facts.virt import Container
@@ -18,7 +18,8 @@ def base():
     settings = component_files(name="Install base configuration", component_name="base")
     apt.update(name="Update apt lists", cache_time=24 * 3600)
     apt.packages(name="Install base packages", packages=BASE_PACKAGES)
-    server.timezone(name="Set the time zone", timezone=config.cluster.timezone)
+    # Not server.timezone: its fact resolves links (UTC -> Etc/UTC) and never matches an alias.
+    files.link(name="Set the time zone", path="/etc/localtime", target=f"/usr/share/zoneinfo/{config.cluster.timezone}")
 
     # A container shares the machine's clock; systemd-timesyncd refuses to run in one.
     if not host.get_fact(Container):

@@ -29,6 +29,8 @@ def cluster_config() -> Config:
 
 def _is_current(managed: ManagedFile, content: str) -> bool:
     live = host.get_fact(File, path=managed.path)
+    if managed.create_only:
+        return bool(live)
     return (
         bool(live)
         and host.get_fact(Sha1File, path=managed.path) == hashlib.sha1(content.encode()).hexdigest()

@@ -9,11 +9,15 @@ so the reason for each position can be written beside it.
 from pyinfra import host
 
 from deploys.base import base
+from deploys.bind import bind
+from deploys.pebble import pebble
 from deploys.common import cluster_config
 from mailstack.components import components_for
 
 DEPLOYS = {
     "base": base,  # first: apt proxy and base packages come before any component's packages
+    "bind": bind,  # before pebble, which validates DNS-01 challenges against it
+    "pebble": pebble,
 }
 
 for component in components_for(cluster_config(), host.name):

@@ -1,11 +1,15 @@
 """The ``mailstack`` command: one function per subcommand, its docstring is its help."""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from . import PROJECT
 from .config import GROUPS, ConfigError
 from .inventory import load_for
+from .lab import Lab
+from .lab.system import LabError
 from .render import render_host
 
 
@@ -35,6 +39,31 @@ def render(args) -> int:
     return 0
 
 
+def lab(args) -> int:
+    """Run the local lab: real Debian hosts (containers and a QEMU guest) on this machine."""
+    the_lab = Lab(load_for(args.inventory))
+    if args.action == "up":
+        the_lab.up()
+        _print_status(the_lab)
+    elif args.action == "status":
+        _print_status(the_lab)
+    elif args.action == "down":
+        the_lab.down()
+    elif args.action == "destroy":
+        the_lab.destroy()
+    elif args.action == "ssh":
+        os.execvp("ssh", ["ssh", "-F", str(the_lab.ssh_config_file), *args.host])
+    return 0
+
+
+def _print_status(the_lab: Lab) -> None:
+    rows = the_lab.status()
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
+    for row in [dict(zip(columns, columns)), *rows]:
+        print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+
+
 def _inventory_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inventory", "-i", required=True, help="inventory file, such as inventories/prod.py")
 
@@ -54,6 +83,12 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", help="one host (default: every host, each in its own folder)")
     sub.add_argument("--out", required=True, help="folder to write into")
     sub.set_defaults(run=render)
+
+    sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
+    sub.add_argument("action", choices=["up", "down", "status", "ssh", "destroy"])
+    sub.add_argument("host", nargs="*", help="for ssh: the host, then an optional command")
+    sub.add_argument("--inventory", "-i", default=str(PROJECT / "inventories/lab.py"), help="lab inventory")
+    sub.set_defaults(run=lab)
     return main_parser
 
 
@@ -64,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(error, file=sys.stderr)
         return 2
+    except LabError as error:
+        print(f"mailstack lab: {error}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

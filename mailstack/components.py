@@ -16,6 +16,8 @@ class ManagedFile:
     mode: str = "644"
     user: str = "root"
     group: str = "root"
+    create_only: bool = False
+    """Written once and then owned by the service (a zone file that takes dynamic updates)."""
 
     @property
     def template(self) -> str:
@@ -43,9 +45,37 @@ COMPONENTS = (
         EVERY_HOST,
         files=(
             ManagedFile("/etc/apt/apt.conf.d/90mailstack"),
+            ManagedFile("/etc/timezone"),
             ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
         ),
         check="apt-config -c {root}/etc/apt/apt.conf.d/90mailstack dump >/dev/null",
+    ),
+    Component(
+        "bind",
+        frozenset({"ns"}),
+        files=(
+            ManagedFile("/etc/bind/named.conf.options"),
+            ManagedFile("/etc/bind/named.conf.local", mode="640", group="bind"),
+            ManagedFile("/var/lib/bind/mail-domain.zone", user="bind", group="bind", create_only=True),
+        ),
+        check=(
+            "mkdir -p {root}/var/cache/bind"  # named-checkconf changes into the options' directory
+            " && named-checkconf -t {root} /etc/bind/named.conf.options"
+            " && named-checkconf -t {root} /etc/bind/named.conf.local"
+            " && zone={root}/var/lib/bind/mail-domain.zone"
+            ' && named-checkzone -q "$(sed -n "s/^\\$ORIGIN //p" $zone)" $zone'
+        ),
+    ),
+    Component(
+        "pebble",
+        frozenset({"ns"}),
+        files=(
+            ManagedFile("/etc/pebble/pebble-config.json"),
+            ManagedFile("/etc/pebble/cert.pem"),
+            ManagedFile("/etc/pebble/key.pem", mode="600"),
+            ManagedFile("/etc/systemd/system/pebble.service"),
+        ),
+        check="python3 -m json.tool {root}/etc/pebble/pebble-config.json >/dev/null",
     ),
 )
 

@@ -10,7 +10,7 @@ from pyinfra.api.util import get_template
 
 from . import TEMPLATES
 from .components import ManagedFile, components_for
-from .config import Config
+from .config import Config, ConfigError
 from .config.types import format_size
 
 
@@ -20,7 +20,17 @@ def template_context(config: Config, host_name: str) -> dict:
         "host_name": host_name,
         "node": config.hosts[host_name],
         "format_size": format_size,
+        "secret": lambda name: _secret(config, name),
     }
+
+
+def _secret(config: Config, name: str) -> str:
+    """The content of a secret file: a path relative to the YAML, or a name in the secrets folder."""
+    path = config.path(name) if "/" in name else config.secrets_dir / name
+    try:
+        return path.read_text().strip()
+    except OSError:
+        raise ConfigError(config.source, [f"{config.source}: missing secret file {path}"]) from None
 
 
 def render(config: Config, host_name: str, managed: ManagedFile) -> str:

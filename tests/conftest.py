@@ -1,11 +1,15 @@
-"""Shared test helpers: where the example inventories are."""
+"""Shared test helpers: the example inventories, and the local lab for the live tiers."""
 
+import os
 from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
-EXAMPLES = sorted(PROJECT.glob("inventories/*.py"))
+from tests.support import EXAMPLES, LAB_INVENTORY, deploy
+
+
+def pytest_addoption(parser):
+    parser.addoption("--inventory", help="inventory whose hosts the live tiers (tests/infra) check")
 
 
 @pytest.fixture(params=EXAMPLES, ids=lambda path: path.stem)
@@ -13,5 +17,21 @@ def example_inventory(request) -> Path:
     return request.param
 
 
-def pytest_addoption(parser):
-    parser.addoption("--inventory", help="inventory whose hosts the live tiers (tests/infra) check")
+@pytest.fixture(scope="session")
+def lab():
+    """The local lab, up and deployed. It is torn down at the end, even when tests fail,
+    if this session started it; a lab that was already running is reused and left running."""
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    from mailstack.inventory import load_for
+    from mailstack.lab import Lab
+
+    the_lab = Lab(load_for(LAB_INVENTORY))
+    the_lab.started_here = not all(row["ssh"] == "ready" for row in the_lab.status())
+    try:
+        the_lab.up()
+        the_lab.first_deploy = deploy()
+        yield the_lab
+    finally:
+        if the_lab.started_here:
+            the_lab.down()

@@ -16,6 +16,7 @@ def cross_check(config: Config) -> list[Problem]:
         *_addresses(config),
         *_hosts(config),
         *_tls(config),
+        *_lab(config),
     ]
 
 
@@ -83,3 +84,12 @@ def _tls(config: Config) -> Iterator[Problem]:
     acme = config.tls.acme
     if config.tls.mode == "acme" and acme.challenge == "dns-rfc2136" and config.dns is None:
         yield ("tls", "acme", "challenge"), "dns-rfc2136 needs the top-level dns section (server and TSIG key)"
+
+
+def _lab(config: Config) -> Iterator[Problem]:
+    if config.lab is None:
+        return
+    network = config.lab.address.network
+    for name, host in config.hosts.items():
+        if host.address not in network or host.address == config.lab.address.ip:
+            yield ("hosts", name, "address"), f"lab hosts need their own address in {network}"

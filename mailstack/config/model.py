@@ -8,7 +8,16 @@ templates read only this model, and ``docs/configuration.md`` is generated from 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, IPvAnyNetwork, PrivateAttr, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyAddress,
+    IPvAnyInterface,
+    IPvAnyNetwork,
+    PrivateAttr,
+    model_validator,
+)
 
 from .types import (
     AbsolutePath,
@@ -269,6 +278,23 @@ class Firewall(Section):
     fail2ban: Fail2ban = setting(Fail2ban(), example={"maxretry": 3}, doc="Banning of failed logins.")
 
 
+class Lab(Section):
+    """The local lab (`mailstack lab`): hosts in the storage group become QEMU guests, which have
+    a real kernel for RAID and ZFS; every other host is a booted systemd-nspawn container."""
+
+    bridge: str = setting(
+        "mslab0", example="mslab0", doc="Name of the lab's bridge on this machine.", pattern=r"^[a-z][a-z0-9]{1,14}$"
+    )
+    address: IPvAnyInterface = setting(
+        "10.77.0.1/24",
+        example="10.77.0.1/24",
+        doc="Address of this machine on the bridge (also the apt proxy's); every lab host is in its subnet.",
+    )
+    vm_memory: Size = setting("1G", example="2G", doc="Memory of each QEMU guest.")
+    vm_disks: int = setting(4, example=4, doc="Empty extra virtio disks of each QEMU guest.", ge=0, le=8)
+    vm_disk_size: Size = setting("256M", example="1G", doc="Size of each extra disk (sparse).")
+
+
 class Config(Section):
     cluster: Cluster = setting(example={"name": "prod"}, doc="Names and addresses of the whole cluster.")
     hosts: dict[HostName, Host] = setting(
@@ -284,6 +310,7 @@ class Config(Section):
     tls: Tls = setting(Tls(), example={"mode": "acme"}, doc="Where certificates come from.")
     dns: Dns | None = setting(None, example={"server": "192.0.2.53"}, doc="Dynamic DNS updates (RFC 2136).")
     firewall: Firewall = setting(Firewall(), example={"admin_networks": ["198.51.100.0/24"]}, doc="iptables.")
+    lab: Lab | None = setting(None, example={"bridge": "mslab0"}, doc="Only in the lab's inventory.")
 
     _source: Path = PrivateAttr(default=Path("."))
 
@@ -291,6 +318,11 @@ class Config(Section):
     def source(self) -> Path:
         """The YAML file this configuration was read from."""
         return self._source
+
+    @property
+    def secrets_dir(self) -> Path:
+        """Keys mailstack generates or reads for this cluster: ``secrets/<cluster name>`` beside the YAML."""
+        return self._source.parent / "secrets" / self.cluster.name
 
     def path(self, relative: str) -> Path:
         """A path from the configuration, resolved against the folder of its YAML file."""

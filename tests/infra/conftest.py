@@ -2,8 +2,11 @@
 
 Each test module names the groups it checks in ``GROUPS`` (none: every host); the
 ``host`` fixture is then parametrised with those hosts of the inventory. Without
-``--inventory`` the tier is skipped, with that reason.
+``--inventory`` the tier is skipped, with that reason. With the lab's inventory, the
+lab is brought up and deployed first (and torn down afterwards if this run started it).
 """
+
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -12,18 +15,25 @@ from mailstack.inventory import load_for
 from mailstack.ssh import ssh_config
 
 
+def _inventory(config) -> Path | None:
+    inventory = config.getoption("--inventory")
+    return Path(inventory).resolve() if inventory else None
+
+
 @pytest.fixture(scope="session")
 def cluster(request):
-    inventory = request.config.getoption("--inventory")
+    inventory = _inventory(request.config)
     if not inventory:
         pytest.skip("no --inventory given: tests/infra checks deployed hosts")
+    if inventory == Path(__file__).resolve().parents[2] / "inventories" / "lab.py":
+        request.getfixturevalue("lab")
     return load_for(inventory)
 
 
 def pytest_generate_tests(metafunc):
     if "host" not in metafunc.fixturenames:
         return
-    inventory = metafunc.config.getoption("--inventory")
+    inventory = _inventory(metafunc.config)
     if not inventory:
         metafunc.parametrize("host", [pytest.param(None, marks=pytest.mark.skip("no --inventory given"))])
         return
@@ -34,3 +44,10 @@ def pytest_generate_tests(metafunc):
     ssh_file.write_text(ssh_config(config))
     hosts = [testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_file)) for name in names]
     metafunc.parametrize("host", hosts, ids=names, scope="module")
+
+
+@pytest.fixture(autouse=True)
+def _deployed(request, host):
+    """Every infra test needs the cluster (and, for the lab, the lab) before it touches a host."""
+    if host is not None:
+        request.getfixturevalue("cluster")

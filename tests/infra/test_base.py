@@ -13,7 +13,8 @@ def test_hostname_is_the_inventory_name(host, name):
 
 
 def test_time_zone(host, cluster):
-    assert host.file("/etc/localtime").linked_to == f"/usr/share/zoneinfo/{cluster.cluster.timezone}"
+    assert host.check_output("readlink /etc/localtime") == f"/usr/share/zoneinfo/{cluster.cluster.timezone}"
+    assert host.file("/etc/timezone").content_string.strip() == cluster.cluster.timezone
 
 
 def test_apt_settings(host, cluster):

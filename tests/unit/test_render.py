@@ -7,6 +7,7 @@ import pytest
 
 from mailstack.components import components_for
 from mailstack.inventory import load_for
+from mailstack.lab import Lab
 from mailstack.render import render_host
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -14,6 +15,8 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 def test_rendered_files_pass_their_checkers(example_inventory, tmp_path):
     config = load_for(example_inventory)
+    if config.lab:
+        Lab(config).make_secrets()  # as `mailstack lab up` does; files only, no hosts
     for host_name in config.hosts:
         root = tmp_path / host_name
         written = render_host(config, host_name, root)

@@ -1,0 +1,113 @@
+"""Keys and certificates mailstack makes itself, with ``cryptography``.
+
+Every function creates its files once and never replaces them: a key that exists is
+kept, because DNS records (DKIM, TLSA) and trust (a CA) depend on it. Private keys are
+written 0600 and never printed.
+"""
+
+import base64
+import datetime
+import ipaddress
+import os
+import secrets
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PRIVATE = 0o600
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a secret so that it is never readable by others, not even for a moment."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE)
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(data)
+
+
+def ssh_keypair(path: Path) -> Path:
+    """An ed25519 SSH key at ``path`` (and ``path.pub``)."""
+    if not path.exists():
+        key = ed25519.Ed25519PrivateKey.generate()
+        write_private(path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ))
+        public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        path.with_suffix(".pub").write_bytes(public + b" mailstack\n")
+    return path
+
+
+def tsig_secret(path: Path) -> Path:
+    """A base64 HMAC-SHA256 TSIG secret."""
+    if not path.exists():
+        write_private(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
+    return path
+
+
+def _private_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        return serialization.load_pem_private_key(path.read_bytes(), password=None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    write_private(path, key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ))
+    return key
+
+
+def _builder(subject: str, issuer: x509.Name | None, public_key, days: int) -> x509.CertificateBuilder:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer or name)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=days))
+    )
+
+
+def certificate_authority(cert_path: Path, key_path: Path, name: str) -> Path:
+    """A self-signed CA (``cert_path``, ``key_path``), valid ten years."""
+    if not cert_path.exists():
+        key = _private_key(key_path)
+        certificate = (
+            _builder(name, None, key.public_key(), 3650)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256())
+        )
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path
+
+
+def server_certificate(cert_path: Path, key_path: Path, ca: tuple[Path, Path], names: list[str]) -> Path:
+    """A TLS server certificate for ``names`` (DNS names or IP addresses) from the CA ``ca``."""
+    if not cert_path.exists():
+        ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
+        ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
+        key = _private_key(key_path)
+        certificate = (
+            _builder(names[0], ca_cert.subject, key.public_key(), 825)
+            .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False
+            )
+            .sign(ca_key, hashes.SHA256())
+        )
+        cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    return cert_path
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)

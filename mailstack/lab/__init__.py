@@ -1,0 +1,167 @@
+"""The local lab: real Debian hosts on this machine, described by ``inventories/lab.yml``.
+
+Hosts in the ``storage`` group are QEMU guests (they need a real kernel for RAID and ZFS);
+every other host is a booted systemd-nspawn container. All sit on one private bridge
+with no route out; packages come through the apt proxy on the bridge address.
+"""
+
+import ipaddress
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .. import keys
+from ..config import Config, ConfigError
+from ..ssh import ssh_config
+from . import images, network, proxy
+from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, raise_if_failed
+from .system import STATE, LabError, preflight, progress
+
+SSH_TIMEOUT = 300
+
+
+class Lab:
+    def __init__(self, config: Config):
+        if config.lab is None:
+            raise ConfigError(config.source, [f"{config.source}: lab: no lab section; this is not a lab inventory"])
+        self.config = config
+        self.settings = config.lab
+        self.secrets = config.secrets_dir
+        self.hosts = [self._host(name) for name in config.hosts]
+
+    # Files the lab makes for its inventory: key, known_hosts, CA, ssh_config.
+    @property
+    def ssh_key(self) -> Path:
+        return self.config.path(self.config.ssh.key)
+
+    @property
+    def ca(self) -> tuple[Path, Path]:
+        return self.secrets / "ca.pem", self.secrets / "ca.key"
+
+    @property
+    def ssh_config_file(self) -> Path:
+        return self.secrets / "ssh_config"
+
+    def _host(self, name: str) -> LabHost:
+        address = self.config.hosts[name].address
+        interface = ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
+        if "storage" in self.config.hosts[name].groups:
+            return VirtualMachine(
+                name, interface, {}, self.settings.vm_memory, self.settings.vm_disks, self.settings.vm_disk_size
+            )
+        return Container(name, interface, {})
+
+    def _identity(self) -> dict[str, str]:
+        """Files every host gets on creation: the lab's key for root, names, resolver, CA."""
+        domain = self.config.domains[0].name
+        hosts = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+        hosts += [f"{host.address} {name}.{domain} {name}" for name, host in self.config.hosts.items()]
+        resolvers = [str(self.config.hosts[name].address) for name in self.config.hosts_in("ns")]
+        return {
+            "/root/.ssh/authorized_keys": self.ssh_key.with_suffix(".pub").read_text(),
+            "/etc/hosts": "\n".join(hosts) + "\n",
+            "/etc/resolv.conf": "".join(f"nameserver {ip}\n" for ip in resolvers) or "nameserver 127.0.0.1\n",
+            f"/usr/local/share/ca-certificates/{CA_NAME}": self.ca[0].read_text(),
+        }
+
+    def up(self) -> None:
+        preflight()
+        if not (Path("/sys/class/net") / self.settings.bridge).exists():
+            network.check_subnet_free(self.settings.bridge, self.settings.address)
+        self.make_secrets()
+        if any(isinstance(host, Container) for host in self.hosts):
+            images.base_image()
+        if any(isinstance(host, VirtualMachine) for host in self.hosts):
+            images.vm_image()
+        try:
+            network.bridge_up(self.settings.bridge, self.settings.address)
+            proxy.start(str(self.settings.address.ip))
+            identity = self._identity()
+            for host in self.hosts:
+                host.identity = identity
+                progress(f"starting {host.name} ({host.kind})")
+                host.start(self.settings.bridge)
+            self._write_ssh_files()
+            self._wait_for_ssh()
+        except BaseException:
+            progress("bring-up failed: stopping what was started")
+            self.down()
+            raise
+
+    def make_secrets(self) -> None:
+        """The lab's SSH key, CA, TSIG secret and pebble's certificate, each made once."""
+        keys.ssh_keypair(self.ssh_key)
+        keys.certificate_authority(*self.ca, name=f"mailstack {self.config.cluster.name} CA")
+        if self.config.dns:
+            keys.tsig_secret(self.config.path(self.config.dns.tsig_secret_file))
+        domain = self.config.domains[0].name
+        for name in self.config.hosts_in("ns"):  # pebble's HTTPS listener
+            address = str(self.config.hosts[name].address)
+            keys.server_certificate(
+                self.secrets / f"{name}.pem", self.secrets / f"{name}.key", self.ca, [f"{name}.{domain}", name, address]
+            )
+
+    def _write_ssh_files(self) -> None:
+        known_hosts = "".join((host.state / "known_hosts").read_text() for host in self.hosts)
+        self.config.path(self.config.ssh.known_hosts).write_text(known_hosts)
+        self.ssh_config_file.write_text(ssh_config(self.config))
+
+    def _wait_for_ssh(self) -> None:
+        started = time.monotonic()
+        waiting = list(self.hosts)
+        while waiting:
+            for host in list(waiting):
+                raise_if_failed(host)
+                if host.ssh_ready():
+                    waiting.remove(host)
+                    progress(f"{host.name} answers SSH after {time.monotonic() - started:.1f} s")
+            if time.monotonic() - started > SSH_TIMEOUT:
+                names = ", ".join(host.name for host in waiting)
+                raise LabError(f"no SSH from {names} after {SSH_TIMEOUT} s; see {HOSTS}/<host>/console.log")
+            time.sleep(0.5)
+
+    def down(self) -> None:
+        """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""
+        names = {host.name for host in self.hosts}
+        leftovers = [self._leftover(path.name) for path in HOSTS.glob("*") if path.name not in names]
+        steps = [host.stop for host in self.hosts + leftovers]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            failures = [error for error in pool.map(_attempt, steps) if error]
+        failures += [error for error in map(_attempt, [proxy.stop, lambda: network.bridge_down(self.settings.bridge)]) if error]
+        if failures:
+            raise LabError("; ".join(failures))
+
+    def _leftover(self, name: str) -> LabHost:
+        """A host that left the inventory while its state stayed behind."""
+        if (HOSTS / name / "root.raw").exists():
+            return VirtualMachine(name, self.settings.address, {}, 0, 0, 0)
+        return Container(name, self.settings.address, {})
+
+    def destroy(self) -> None:
+        """Stop everything, then delete images, per-host state and the lab's secrets."""
+        self.down()
+        shutil.rmtree(STATE, ignore_errors=True)
+        shutil.rmtree(self.secrets, ignore_errors=True)
+
+    def status(self) -> list[dict]:
+        return [
+            {
+                "host": host.name,
+                "role": ",".join(self.config.hosts[host.name].groups),
+                "address": str(host.address.ip),
+                "kind": host.kind,
+                "state": "up" if host.is_running() else "down",
+                "ssh": "ready" if host.is_running() and host.ssh_ready() else "-",
+            }
+            for host in self.hosts
+        ]
+
+
+def _attempt(step) -> str | None:
+    """Run one teardown step; a failure is reported after every other step has run."""
+    try:
+        step()
+    except LabError as error:
+        return str(error)
+    return None

@@ -1,0 +1,230 @@
+"""Lab hosts: booted systemd-nspawn containers and QEMU guests, started and stopped alike.
+
+Each host keeps its state under ``STATE/hosts/<name>``: a container its overlay upper
+directory, a guest its disk images. ``start`` on a prepared host only boots it.
+"""
+
+import ipaddress
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from . import images, network
+from .system import STATE, LabError, mounts_below, processes, run, unmount_below
+
+HOSTS = STATE / "hosts"
+CGROUPS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
+CA_NAME = "mailstack-lab.crt"
+
+
+class LabHost:
+    """What containers and guests share: identity, state folder, stopping."""
+
+    kind = ""
+
+    def __init__(self, name: str, address: ipaddress.IPv4Interface, identity: dict[str, str]):
+        self.name = name
+        self.address = address
+        self.identity = identity
+        self.state = HOSTS / name
+
+    @property
+    def console(self) -> Path:
+        return self.state / "console.log"
+
+    def pids(self) -> list[int]:
+        raise NotImplementedError
+
+    def is_running(self) -> bool:
+        return bool(self.pids())
+
+    def ssh_ready(self) -> bool:
+        """sshd answers with its banner (a listening socket alone is not enough)."""
+        try:
+            with socket.create_connection((str(self.address.ip), 22), timeout=1) as connection:
+                connection.settimeout(2)
+                return connection.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
+
+    def write_identity(self, root: Path) -> None:
+        """Hostname, machine-id, SSH host keys, the lab's key for root, addresses, the lab CA."""
+        for path, content in self.identity.items():
+            target = root / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content)
+        (root / "root/.ssh").chmod(0o700)
+        (root / "root/.ssh/authorized_keys").chmod(0o600)
+        (root / "etc/machine-id").write_text(secrets.token_hex(16) + "\n")
+        (root / "etc/hostname").write_text(self.name + "\n")
+        run("ssh-keygen", "-A", "-f", root)
+        run("chroot", root, "update-ca-certificates")
+        public = [key.read_text().split()[:2] for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub"))]
+        (self.state / "known_hosts").write_text("".join(f"{self.address.ip} {kind} {key}\n" for kind, key in public))
+
+    def stop_processes(self, grace: float) -> None:
+        """Ask politely (the caller has), wait ``grace`` seconds, then kill what is left."""
+        deadline = time.monotonic() + grace
+        while self.pids() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for pid in self.pids():
+            os.kill(pid, signal.SIGKILL)
+        while self.pids():
+            time.sleep(0.1)
+
+
+class Container(LabHost):
+    """A booted Debian container: systemd as PID 1 in its own network namespace."""
+
+    kind = "container"
+
+    @property
+    def root(self) -> Path:
+        return self.state / "root"
+
+    def pids(self) -> list[int]:
+        return processes(f"--machine=mailstack-{self.name}")
+
+    def start(self, bridge: str) -> None:
+        netns = network.namespace_up(self.name, bridge, self.address)
+        base = images.base_image()
+        fresh = not (self.state / "upper").exists() or not (self.state / "ready").exists()
+        if fresh:
+            unmount_below(self.root)
+            shutil.rmtree(self.state, ignore_errors=True)
+        for folder in ("upper", "work", "root"):
+            (self.state / folder).mkdir(parents=True, exist_ok=True)
+        if not mounts_below(self.root):
+            run(
+                "mount", "-t", "overlay", "overlay",
+                "-o", f"lowerdir={base},upperdir={self.state / 'upper'},workdir={self.state / 'work'}",
+                self.root,
+            )
+        if fresh:
+            self.write_identity(self.root)
+            (self.state / "ready").touch()
+        if not self.is_running():
+            self._boot(netns)
+
+    def _boot(self, netns: Path) -> None:
+        command = [
+            "systemd-nspawn", "--boot", "--register=no", "--keep-unit",
+            f"--directory={self.root}", f"--machine=mailstack-{self.name}", f"--hostname={self.name}",
+            f"--network-namespace-path={netns}", "--capability=CAP_NET_ADMIN",
+            "--resolv-conf=off", "--timezone=off", "--link-journal=no", "--console=read-only",
+        ]
+        with open(self.console, "ab") as console:
+            subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
+                env={**os.environ, "SYSTEMD_NSPAWN_API_VFS_WRITABLE": "network"},
+                start_new_session=True,
+                preexec_fn=self._join_own_cgroup,
+            )
+
+    def _join_own_cgroup(self) -> None:
+        """Each container needs cgroups of its own: with --keep-unit nspawn uses the caller's."""
+        for hierarchy in CGROUPS:
+            if hierarchy.is_dir():
+                group = hierarchy / "mailstack-lab" / self.name
+                group.mkdir(parents=True, exist_ok=True)
+                (group / "cgroup.procs").write_text(str(os.getpid()))
+
+    def stop(self) -> None:
+        for pid in self.pids():
+            os.kill(pid, signal.SIGTERM)  # nspawn turns this into a clean poweroff
+        self.stop_processes(grace=15)
+        Path("/run/systemd/nspawn/propagate", f"mailstack-{self.name}").unlink(missing_ok=True)
+        unmount_below(self.root)
+        network.namespace_down(self.name)
+        for hierarchy in CGROUPS:
+            group = hierarchy / "mailstack-lab" / self.name
+            if group.is_dir():
+                for folder, _, _ in sorted(os.walk(group), key=lambda entry: len(entry[0]), reverse=True):
+                    Path(folder).rmdir()
+
+
+class VirtualMachine(LabHost):
+    """A QEMU guest (TCG) booted straight into Debian's cloud kernel, on a tap in the bridge."""
+
+    kind = "qemu"
+
+    def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int):
+        super().__init__(name, address, identity)
+        self.memory, self.disks, self.disk_size = memory, disks, disk_size
+        self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in address.ip.packed[1:])
+
+    def pids(self) -> list[int]:
+        return processes(f"mailstack-{self.name}")
+
+    def start(self, bridge: str) -> None:
+        tap = network.tap_up(self.name, bridge)
+        if not (self.state / "ready").exists():
+            self._make_disks()
+        if not self.is_running():
+            self._boot(tap)
+
+    def _make_disks(self) -> None:
+        """The guest's root disk (the VM image plus its identity) and its empty extra disks."""
+        shutil.rmtree(self.state, ignore_errors=True)
+        tree = self.state / "tree"
+        upper, work = self.state / "upper", self.state / "work"
+        for folder in (tree, upper, work):
+            folder.mkdir(parents=True)
+        vm = images.vm_image()
+        run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={vm},upperdir={upper},workdir={work}", tree)
+        try:
+            self.write_identity(tree)
+            (tree / "etc/systemd/network/10-lab.network").write_text(
+                f"[Match]\nMACAddress={self.mac}\n\n[Network]\nAddress={self.address}\n"
+            )
+            run("mkfs.ext4", "-q", "-L", "root", "-d", tree, self.state / "root.raw", "3G")
+        finally:
+            unmount_below(tree)
+        shutil.rmtree(upper)
+        shutil.rmtree(work)
+        for index in range(1, self.disks + 1):
+            with open(self.state / f"disk{index}.raw", "wb") as disk:
+                disk.truncate(self.disk_size)
+        (self.state / "ready").touch()
+
+    def _boot(self, tap: str) -> None:
+        kernel, initrd = images.kernel(images.vm_image())
+        drives = [self.state / "root.raw", *(self.state / f"disk{i}.raw" for i in range(1, self.disks + 1))]
+        command = [
+            "qemu-system-x86_64", "-name", f"mailstack-{self.name}",
+            "-accel", "tcg,thread=multi", "-smp", "2", "-m", f"{self.memory >> 20}M",
+            "-nodefaults", "-display", "none", "-serial", f"file:{self.console}",
+            "-kernel", kernel, "-initrd", initrd,
+            "-append", "root=/dev/vda rw console=ttyS0 net.ifnames=0",
+            *[arg for drive in drives for arg in ("-drive", f"file={drive},format=raw,if=virtio")],
+            "-netdev", f"tap,id=lan,ifname={tap},script=no,downscript=no",
+            "-device", f"virtio-net-pci,netdev=lan,mac={self.mac}",
+            "-monitor", f"unix:{self.state / 'monitor.sock'},server,nowait",
+            "-daemonize",
+        ]
+        run(*command)
+
+    def stop(self) -> None:
+        monitor = self.state / "monitor.sock"
+        if self.is_running() and monitor.exists():
+            try:
+                with socket.socket(socket.AF_UNIX) as connection:
+                    connection.connect(str(monitor))
+                    connection.sendall(b"system_powerdown\n")
+            except OSError:
+                pass
+        self.stop_processes(grace=30)
+        monitor.unlink(missing_ok=True)
+        network.tap_down(self.name)
+
+
+def raise_if_failed(host: LabHost) -> None:
+    if not host.is_running():
+        tail = host.console.read_text(errors="replace").splitlines()[-5:] if host.console.exists() else []
+        raise LabError(f"{host.name} stopped while booting; {host.console} ends with: " + " / ".join(tail))

@@ -1,0 +1,113 @@
+"""The local lab itself: real hosts, DNS with TSIG updates, an ACME CA, a real kernel, a clean teardown.
+
+Runs as root on a machine that can host the lab; the last test takes the lab down (when
+this session brought it up) and checks that nothing is left behind.
+"""
+
+import json
+import ipaddress
+import platform
+import subprocess
+from pathlib import Path
+
+import dns.message
+import dns.query
+import dns.rcode
+import dns.tsigkeyring
+import dns.update
+import pytest
+
+from tests.support import LAB_INVENTORY, PROJECT, PYINFRA, deploy
+
+pytestmark = pytest.mark.lab
+
+
+def ssh(lab, host: str, command: str) -> str:
+    result = subprocess.run(
+        ["ssh", "-F", str(lab.ssh_config_file), host, command], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_every_host_answers_ssh_and_pyinfra_gathers_facts(lab):
+    result = subprocess.run(
+        [PYINFRA, "-y", "--json", str(LAB_INVENTORY), "fact", "server.Hostname"],
+        cwd=PROJECT, capture_output=True, text=True, check=True,
+    )
+    hostnames = json.loads(result.stdout)["server.Hostname"]
+    assert hostnames == {name: name for name in lab.config.hosts}
+
+
+def test_status_shows_every_host_up(lab):
+    assert {row["host"]: (row["state"], row["ssh"]) for row in lab.status()} == {
+        name: ("up", "ready") for name in lab.config.hosts
+    }
+
+
+def test_a_second_deploy_changes_nothing(lab):
+    report = deploy()
+    changed = {op["name"]: op["hosts_with_change"] for op in report["plan"] if op["hosts_with_change"]}
+    assert changed == {}
+
+
+def test_ns1_answers_for_the_lab_zone(lab):
+    name = f"mx1.{lab.config.domains[0].name}"
+    answer = dns.query.udp(dns.message.make_query(name, "A"), str(lab.config.dns.server), timeout=5)
+    assert [str(rr) for rrset in answer.answer for rr in rrset] == [str(lab.config.hosts["mx1"].address)]
+
+
+def test_ns1_accepts_a_tsig_signed_update(lab):
+    dns_settings = lab.config.dns
+    zone = lab.config.domains[0].name
+    keyring = dns.tsigkeyring.from_text(
+        {dns_settings.tsig_key_name: lab.config.path(dns_settings.tsig_secret_file).read_text().strip()}
+    )
+    update = dns.update.Update(zone, keyring=keyring, keyalgorithm=dns_settings.tsig_algorithm)
+    update.replace("lab-test", 60, "TXT", '"updated"')
+    assert dns.query.tcp(update, str(dns_settings.server), timeout=5).rcode() == dns.rcode.NOERROR
+    answer = dns.query.udp(dns.message.make_query(f"lab-test.{zone}", "TXT"), str(dns_settings.server), timeout=5)
+    assert '"updated"' in answer.to_text()
+
+    unsigned = dns.update.Update(zone)
+    unsigned.replace("lab-test", 60, "TXT", '"forged"')
+    assert dns.query.tcp(unsigned, str(dns_settings.server), timeout=5).rcode() == dns.rcode.REFUSED
+
+
+def test_pebble_is_reachable_over_https_from_mx1_with_the_lab_ca(lab):
+    url = f"https://ns1.{lab.config.domains[0].name}:14000/dir"
+    directory = ssh(lab, "mx1", f"python3 -c 'import urllib.request; print(urllib.request.urlopen(\"{url}\").read().decode())'")
+    assert "newOrder" in json.loads(directory)
+
+
+def test_store1_runs_a_real_kernel_with_four_empty_disks(lab):
+    kernel = ssh(lab, "store1", "uname -r").strip()
+    assert kernel.endswith("-cloud-amd64") and kernel != platform.release()
+    disks = json.loads(ssh(lab, "store1", "lsblk --json -b -o NAME,TYPE,SIZE,FSTYPE,PTTYPE,MOUNTPOINT"))
+    extra = [d for d in disks["blockdevices"] if d["type"] == "disk" and d["name"] != "vda"]
+    assert len(extra) == lab.settings.vm_disks == 4
+    for disk in extra:
+        assert disk["size"] == lab.settings.vm_disk_size
+        assert not (disk["fstype"] or disk["pttype"] or disk.get("children") or disk["mountpoint"]), disk
+        assert ssh(lab, "store1", f"wipefs --no-act /dev/{disk['name']}") == ""
+
+
+def test_lab_hosts_have_no_route_out(lab):
+    for host in ("mx1", "store1"):
+        assert "default" not in ssh(lab, host, "ip route")
+    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+
+
+def test_down_leaves_nothing_behind(lab):
+    """Last: takes the lab down (only if this session brought it up) and looks for leftovers."""
+    if not lab.started_here:
+        pytest.skip("the lab was already running before the tests; it stays up")
+    lab.down()
+    lab.down()  # safe to run twice
+    assert subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout == ""
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True).stdout
+    assert lab.settings.bridge not in links and "ve-" not in links and "vt-" not in links
+    assert "/var/lib/mailstack-lab" not in Path("/proc/mounts").read_text()
+    assert not [p for p in Path("/sys/fs/cgroup").glob("*/mailstack-lab/*") if p.is_dir()]
+    for marker in ("systemd-nspawn", "qemu-system-x86_64", "apt-cacher-ng"):
+        assert subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True).returncode == 1, marker

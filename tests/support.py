@@ -1,0 +1,21 @@
+"""What the test tiers share: project paths and running the deploy as an operator does."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(PROJECT.glob("inventories/*.py"))
+LAB_INVENTORY = PROJECT / "inventories" / "lab.py"
+PYINFRA = Path(sys.executable).with_name("pyinfra")
+
+
+def deploy(inventory: Path = LAB_INVENTORY, *options: str) -> dict:
+    """Run the whole deploy with pyinfra's CLI, as an operator does; return its JSON report."""
+    result = subprocess.run(
+        [PYINFRA, "-y", "--json", *options, str(inventory), "deploys/mail_cluster.py"],
+        cwd=PROJECT, capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
