@@ -14,6 +14,7 @@ $(VENV)/.installed: pyproject.toml .ci/apt-packages .ci/install
 lab: install
 	$(BIN)/mailstack lab up
 	$(BIN)/pyinfra -y inventories/lab.py deploys/mail_cluster.py
+	$(BIN)/mailstack lab login
 
 # Every test: testinfra and end-to-end tests on the lab (brought up and torn down
 # unless it was already running), and the unit tests.

@@ -67,7 +67,7 @@ def component_files(component_name: str):
         return
 
     root = f"{STAGING}/{component_name}"
-    yield f"rm -rf {root} && install -d -m 700 {root}"
+    yield f"rm -rf {root} && install -d -m 700 {STAGING} {root}"
     for managed, content in rendered.items():
         staged = root + managed.path
         yield f"install -d -m 700 {shlex.quote(posixpath.dirname(staged))}"

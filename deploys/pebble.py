@@ -5,7 +5,7 @@ own files change.
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import apt, server, systemd
 
 from deploys.common import component_files
 
@@ -17,3 +17,9 @@ def pebble():
     systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     systemd.service(name="Run pebble", service="pebble", running=True, enabled=True)
     systemd.service(name="Restart pebble", service="pebble", restarted=True, _if=files.did_change)
+    # Not server.wait: it needs netstat, which Debian no longer installs.
+    server.shell(
+        name="Wait for pebble's ACME port",
+        commands=["timeout 30 bash -c 'until echo > /dev/tcp/127.0.0.1/14000; do sleep 0.2; done' 2>/dev/null"],
+        _if=files.did_change,
+    )

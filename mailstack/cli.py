@@ -45,6 +45,8 @@ def lab(args) -> int:
     if args.action == "up":
         the_lab.up()
         _print_status(the_lab)
+    elif args.action == "login":
+        _print_login(the_lab)
     elif args.action == "status":
         _print_status(the_lab)
     elif args.action == "down":
@@ -62,6 +64,14 @@ def _print_status(the_lab: Lab) -> None:
     widths = {c: max(len(c), *(len(row[c]) for row in rows)) for c in columns}
     for row in [dict(zip(columns, columns)), *rows]:
         print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
+
+
+def _print_login(the_lab: Lab) -> None:
+    config = the_lab.config
+    for name in config.hosts_in("mx"):
+        address = config.hosts[name].address
+        print(f"{config.host_fqdn(name)} ({address}): IMAP 993 (TLS), 143 (STARTTLS); SMTP submission 587, 465")
+    print(f"users: {', '.join(user.address for user in config.users)} (passwords: see {config.source})")
 
 
 def _inventory_option(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +95,7 @@ def parser() -> argparse.ArgumentParser:
     sub.set_defaults(run=render)
 
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
-    sub.add_argument("action", choices=["up", "down", "status", "ssh", "destroy"])
+    sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])
     sub.add_argument("host", nargs="*", help="for ssh: the host, then an optional command")
     sub.add_argument("--inventory", "-i", default=str(PROJECT / "inventories/lab.py"), help="lab inventory")
     sub.set_defaults(run=lab)

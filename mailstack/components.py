@@ -4,6 +4,7 @@ The deploys and ``mailstack render`` both read this registry, so what an operato
 reviews is exactly what a deploy writes.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import TEMPLATES
@@ -32,12 +33,21 @@ class Component:
     files: tuple[ManagedFile, ...]
     check: str | None = None
     """Shell command that validates the files staged under ``{root}``; it must fail on a bad file."""
+    when: Callable[[Config], bool] = lambda config: True
 
     def applies_to(self, config: Config, host_name: str) -> bool:
-        return not self.groups or bool(self.groups & set(config.hosts[host_name].groups))
+        in_group = not self.groups or bool(self.groups & set(config.hosts[host_name].groups))
+        return in_group and self.when(config)
 
 
 EVERY_HOST = frozenset()
+MAIL = frozenset({"mx"})
+# postconf only warns about unknown parameters and malformed master.cf lines: treat warnings as errors.
+POSTFIX_CHECK = (
+    'warnings=$(postconf -c {root}/etc/postfix -n 2>&1 >/dev/null; postconf -c {root}/etc/postfix -M 2>&1 >/dev/null)'
+    ' && [ -z "$warnings" ] || (echo "$warnings" >&2; exit 1)'
+    " && postfix -c {root}/etc/postfix check"
+)
 
 COMPONENTS = (
     Component(
@@ -76,6 +86,49 @@ COMPONENTS = (
             ManagedFile("/etc/systemd/system/pebble.service"),
         ),
         check="python3 -m json.tool {root}/etc/pebble/pebble-config.json >/dev/null",
+    ),
+    Component(
+        "tls",
+        MAIL,
+        files=(
+            ManagedFile("/etc/mailstack/tls/fullchain.pem"),
+            ManagedFile("/etc/mailstack/tls/privkey.pem", mode="600"),
+        ),
+        check="openssl x509 -noout -in {root}/etc/mailstack/tls/fullchain.pem"
+        " && openssl pkey -noout -in {root}/etc/mailstack/tls/privkey.pem",
+        when=lambda config: config.tls.mode != "acme",
+    ),
+    Component(
+        "certbot",
+        MAIL,
+        files=(
+            ManagedFile("/etc/letsencrypt/mailstack-rfc2136.ini", mode="600"),
+            ManagedFile("/etc/letsencrypt/renewal-hooks/deploy/mailstack", mode="755"),
+            ManagedFile("/etc/systemd/system/certbot.service.d/mailstack.conf"),
+        ),
+        check="sh -n {root}/etc/letsencrypt/renewal-hooks/deploy/mailstack",
+        when=lambda config: config.tls.mode == "acme",
+    ),
+    Component(
+        "postfix",
+        MAIL,
+        files=(
+            ManagedFile("/etc/postfix/main.cf"),
+            ManagedFile("/etc/postfix/master.cf"),
+            ManagedFile("/etc/postfix/virtual_mailboxes"),
+            ManagedFile("/etc/postfix/virtual_aliases"),
+            ManagedFile("/etc/postfix/sender_logins"),
+        ),
+        check=POSTFIX_CHECK,
+    ),
+    Component(
+        "dovecot",
+        MAIL,
+        files=(
+            ManagedFile("/etc/dovecot/dovecot.conf"),
+            ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
+        ),
+        check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
     ),
 )
 

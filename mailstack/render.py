@@ -8,35 +8,59 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 
-from . import TEMPLATES
+from . import TEMPLATES, tls
 from .components import ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
 
 
-def template_context(config: Config, host_name: str) -> dict:
+VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
+
+
+def template_context(config: Config, host_name: str, review: bool = False) -> dict:
+    """What every template sees. For review (``mailstack render``) a secret the operator has
+    not supplied yet is shown as a placeholder; a deploy stops on it instead."""
     return {
         "config": config,
         "host_name": host_name,
         "node": config.hosts[host_name],
         "format_size": format_size,
-        "secret": lambda name: _secret(config, name),
+        "secret": lambda name: _secret(config, name, review),
+        "tls": tls.paths(config),
+        "tls_names": tls.names(config, host_name),
+        "tls_files": lambda: tls.certificate_files(config, host_name),
+        "mozilla_intermediate_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
+        "vmail_uid": VMAIL_UID,
+        "sender_logins": sender_logins(config),
     }
 
 
-def _secret(config: Config, name: str) -> str:
+def sender_logins(config: Config) -> dict[str, list[str]]:
+    """Who may send as which address: users as themselves, alias addresses by their local targets."""
+    users = {user.address for user in config.users}
+    logins = {address: [address] for address in sorted(users)}
+    for alias in config.aliases:
+        owners = [target for target in alias.to if target in users]
+        if owners and not alias.address.startswith("@"):
+            logins[alias.address] = owners
+    return logins
+
+
+def _secret(config: Config, name: str, review: bool) -> str:
     """The content of a secret file: a path relative to the YAML, or a name in the secrets folder."""
     path = config.path(name) if "/" in name else config.secrets_dir / name
     try:
         return path.read_text().strip()
     except OSError:
+        if review:
+            return f"MISSING-SECRET:{path}"
         raise ConfigError(config.source, [f"{config.source}: missing secret file {path}"]) from None
 
 
-def render(config: Config, host_name: str, managed: ManagedFile) -> str:
+def render(config: Config, host_name: str, managed: ManagedFile, review: bool = False) -> str:
     # pyinfra's own template loader (StrictUndefined, trailing newline kept), as files.template uses.
     template = get_template(managed.template, {"loader": FileSystemLoader(str(TEMPLATES))})
-    return template.render(template_context(config, host_name))
+    return template.render(template_context(config, host_name, review))
 
 
 def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:
@@ -46,7 +70,8 @@ def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:
         for managed in component.files:
             target = out_dir / managed.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(render(config, host_name, managed), encoding="utf-8")
+            target.touch(mode=0o600)  # secrets are never readable by others, not even while written
+            target.write_text(render(config, host_name, managed, review=True), encoding="utf-8")
             target.chmod(int(managed.mode, 8))
             written.append(target)
     return written

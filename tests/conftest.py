@@ -8,6 +8,11 @@ import pytest
 from tests.support import EXAMPLES, LAB_INVENTORY, deploy
 
 
+def pytest_collection_modifyitems(items):
+    """Tests marked ``teardown`` take the lab down: they run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("teardown") is not None)
+
+
 def pytest_addoption(parser):
     parser.addoption("--inventory", help="inventory whose hosts the live tiers (tests/infra) check")
 

@@ -9,13 +9,14 @@ PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(PROJECT.glob("inventories/*.py"))
 LAB_INVENTORY = PROJECT / "inventories" / "lab.py"
 PYINFRA = Path(sys.executable).with_name("pyinfra")
+DEPLOY_TIMEOUT = 1200  # a hung deploy fails the tests instead of holding CI until its limit
 
 
 def deploy(inventory: Path = LAB_INVENTORY, *options: str) -> dict:
     """Run the whole deploy with pyinfra's CLI, as an operator does; return its JSON report."""
     result = subprocess.run(
         [PYINFRA, "-y", "--json", *options, str(inventory), "deploys/mail_cluster.py"],
-        cwd=PROJECT, capture_output=True, text=True,
+        cwd=PROJECT, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)

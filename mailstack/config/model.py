@@ -72,7 +72,7 @@ class Cluster(Section):
         doc="NTP servers for systemd-timesyncd on hosts with their own clock (not containers).",
     )
     apt_proxy: HttpUrl | None = setting(
-        None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab uses apt-cacher-ng)."
+        None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab runs one on its bridge)."
     )
 
 
@@ -221,8 +221,8 @@ class Acme(Section):
     challenge: Literal["dns-rfc2136", "http-01"] = setting(
         "dns-rfc2136", example="http-01", doc="dns-rfc2136 needs the top-level dns section; http-01 needs port 80."
     )
-    ca_bundle: str | None = setting(
-        None, example="lab-ca.pem", doc="Extra CA that signs the ACME server's HTTPS (the lab's pebble)."
+    propagation_seconds: int = setting(
+        60, example=10, doc="dns-rfc2136: seconds certbot waits for the challenge record to reach every server.", ge=0
     )
 
 
@@ -331,6 +331,10 @@ class Config(Section):
     @property
     def postmaster(self) -> str:
         return self.cluster.postmaster or f"postmaster@{self.domains[0].name}"
+
+    def host_fqdn(self, host_name: str) -> str:
+        """A host's own DNS name: its name under the first mail domain (mx1.example.com)."""
+        return f"{host_name}.{self.domains[0].name}"
 
     def hosts_in(self, group: str) -> list[str]:
         return [name for name, host in self.hosts.items() if group in host.groups]

@@ -76,7 +76,7 @@ class Lab:
             images.vm_image()
         try:
             network.bridge_up(self.settings.bridge, self.settings.address)
-            proxy.start(str(self.settings.address.ip))
+            proxy.start(str(self.settings.address.ip), str(self.settings.address.network))
             identity = self._identity()
             for host in self.hosts:
                 host.identity = identity

@@ -4,6 +4,7 @@ Each host keeps its state under ``STATE/hosts/<name>``: a container its overlay 
 directory, a guest its disk images. ``start`` on a prepared host only boots it.
 """
 
+import hashlib
 import ipaddress
 import os
 import secrets
@@ -42,6 +43,20 @@ class LabHost:
 
     def is_running(self) -> bool:
         return bool(self.pids())
+
+    @property
+    def _ready(self) -> Path:
+        return self.state / "ready"
+
+    def is_prepared(self) -> bool:
+        """Made with the identity it is asked for now (a new lab key or CA means a new host)."""
+        return self._ready.exists() and self._ready.read_text() == self._fingerprint()
+
+    def mark_prepared(self) -> None:
+        self._ready.write_text(self._fingerprint())
+
+    def _fingerprint(self) -> str:
+        return hashlib.sha256(repr(sorted(self.identity.items())).encode()).hexdigest()
 
     def ssh_ready(self) -> bool:
         """sshd answers with its banner (a listening socket alone is not enough)."""
@@ -91,23 +106,22 @@ class Container(LabHost):
         return processes(f"--machine=mailstack-{self.name}")
 
     def start(self, bridge: str) -> None:
-        netns = network.namespace_up(self.name, bridge, self.address)
-        base = images.base_image()
-        fresh = not (self.state / "upper").exists() or not (self.state / "ready").exists()
+        fresh = not self.is_prepared()
         if fresh:
-            unmount_below(self.root)
+            self.stop()
             shutil.rmtree(self.state, ignore_errors=True)
+        netns = network.namespace_up(self.name, bridge, self.address)
         for folder in ("upper", "work", "root"):
             (self.state / folder).mkdir(parents=True, exist_ok=True)
         if not mounts_below(self.root):
             run(
                 "mount", "-t", "overlay", "overlay",
-                "-o", f"lowerdir={base},upperdir={self.state / 'upper'},workdir={self.state / 'work'}",
+                "-o", f"lowerdir={images.base_image()},upperdir={self.state / 'upper'},workdir={self.state / 'work'}",
                 self.root,
             )
         if fresh:
             self.write_identity(self.root)
-            (self.state / "ready").touch()
+            self.mark_prepared()
         if not self.is_running():
             self._boot(netns)
 
@@ -163,9 +177,10 @@ class VirtualMachine(LabHost):
         return processes(f"mailstack-{self.name}")
 
     def start(self, bridge: str) -> None:
-        tap = network.tap_up(self.name, bridge)
-        if not (self.state / "ready").exists():
+        if not self.is_prepared():
+            self.stop()
             self._make_disks()
+        tap = network.tap_up(self.name, bridge)
         if not self.is_running():
             self._boot(tap)
 
@@ -191,7 +206,7 @@ class VirtualMachine(LabHost):
         for index in range(1, self.disks + 1):
             with open(self.state / f"disk{index}.raw", "wb") as disk:
                 disk.truncate(self.disk_size)
-        (self.state / "ready").touch()
+        self.mark_prepared()
 
     def _boot(self, tap: str) -> None:
         kernel, initrd = images.kernel(images.vm_image())

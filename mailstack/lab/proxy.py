@@ -1,34 +1,47 @@
 """The apt proxy on the bridge address: the lab's only way to Debian's archive.
 
-apt-cacher-ng runs with a configuration of our own (no Debian backend remapping, whose
-mirror list names hosts that do not resolve here); it forwards to the mirror each
-request names and caches under STATE/proxy, which ``lab down`` keeps.
+tinyproxy forwards plain HTTP to the Debian mirror hosts only (every other host is
+refused), so the lab never gets a general way out. apt-cacher-ng was tried first: with
+several hosts refreshing the same index at once it left apt hanging (see docs/lab.md).
 """
 
+import grp
 import os
+import pwd
+import re
 import signal
 import time
+from urllib.parse import urlsplit
 
+from .images import mirror
 from .system import STATE, processes, run
 
 PROXY = STATE / "proxy"
+CONF = PROXY / "tinyproxy.conf"
 PORT = 3142
 
 
-def start(address: str) -> None:
+def start(address: str, network: str) -> None:
     if _pids():
         return
-    for folder in ("conf", "cache", "log"):
-        (PROXY / folder).mkdir(parents=True, exist_ok=True)
-    (PROXY / "conf/acng.conf").write_text(
-        f"CacheDir: {PROXY / 'cache'}\n"
-        f"LogDir: {PROXY / 'log'}\n"
-        f"Port: {PORT}\n"
-        f"BindAddress: {address}\n"
-        "ForeGround: 0\n"
-        "ExThreshold: 4\n"
+    PROXY.mkdir(parents=True, exist_ok=True)
+    hosts = sorted({urlsplit(mirror()).hostname, "deb.debian.org"})
+    (PROXY / "allowed-hosts").write_text("".join(f"^{re.escape(host)}$\n" for host in hosts))
+    CONF.write_text(
+        "User nobody\nGroup nogroup\n"
+        f"Port {PORT}\nListen {address}\nAllow {network}\n"
+        "Timeout 120\nMaxClients 64\nLogLevel Warning\nSyslog Off\n"
+        f"LogFile \"{PROXY / 'tinyproxy.log'}\"\n"
+        f"Filter \"{PROXY / 'allowed-hosts'}\"\nFilterType ere\nFilterDefaultDeny Yes\n"
     )
-    run("apt-cacher-ng", "-c", PROXY / "conf")
+    log = PROXY / "tinyproxy.log"
+    log.touch()
+    os.chown(log, *_nobody())
+    run("tinyproxy", "-c", CONF)
+
+
+def _nobody() -> tuple[int, int]:
+    return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
 def stop() -> None:
@@ -42,4 +55,4 @@ def stop() -> None:
 
 
 def _pids() -> list[int]:
-    return processes("-c", str(PROXY / "conf"))
+    return processes("-c", str(CONF))

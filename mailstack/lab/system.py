@@ -13,7 +13,7 @@ TOOLS = {
     "debootstrap": "debootstrap",
     "systemd-nspawn": "systemd-container",
     "qemu-system-x86_64": "qemu-system-x86",
-    "apt-cacher-ng": "apt-cacher-ng",
+    "tinyproxy": "tinyproxy-bin",
     "mkfs.ext4": "e2fsprogs",
     "ip": "iproute2",
     "ssh": "openssh-client",

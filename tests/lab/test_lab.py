@@ -1,7 +1,8 @@
 """The local lab itself: real hosts, DNS with TSIG updates, an ACME CA, a real kernel, a clean teardown.
 
-Runs as root on a machine that can host the lab; the last test takes the lab down (when
-this session brought it up) and checks that nothing is left behind.
+Runs as root on a machine that can host the lab; the teardown test, which the session
+runs last, takes the lab down (when this session brought it up) and checks that nothing is
+left behind.
 """
 
 import json
@@ -98,8 +99,9 @@ def test_lab_hosts_have_no_route_out(lab):
     assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
 
 
+@pytest.mark.teardown
 def test_down_leaves_nothing_behind(lab):
-    """Last: takes the lab down (only if this session brought it up) and looks for leftovers."""
+    """Runs last: takes the lab down (only if this session brought it up) and looks for leftovers."""
     if not lab.started_here:
         pytest.skip("the lab was already running before the tests; it stays up")
     lab.down()
@@ -109,5 +111,5 @@ def test_down_leaves_nothing_behind(lab):
     assert lab.settings.bridge not in links and "ve-" not in links and "vt-" not in links
     assert "/var/lib/mailstack-lab" not in Path("/proc/mounts").read_text()
     assert not [p for p in Path("/sys/fs/cgroup").glob("*/mailstack-lab/*") if p.is_dir()]
-    for marker in ("systemd-nspawn", "qemu-system-x86_64", "apt-cacher-ng"):
+    for marker in ("systemd-nspawn", "qemu-system-x86_64", "tinyproxy"):
         assert subprocess.run(["pgrep", "-f", f"^{marker}"], capture_output=True).returncode == 1, marker

@@ -1,0 +1,52 @@
+"""Where each host's TLS certificate comes from, and where services find it.
+
+- ``acme``: certbot on the host (see ``deploys/certbot.py``), under /etc/letsencrypt;
+- ``internal``: a certificate from the cluster's own CA, made here with ``cryptography``;
+- ``files``: the operator's own certificate chain and key.
+"""
+
+from pathlib import Path
+
+from . import keys
+from .config import Config
+
+CERT_NAME = "mailstack"
+ACME_LIVE = f"/etc/letsencrypt/live/{CERT_NAME}"
+MAILSTACK_TLS = "/etc/mailstack/tls"
+
+# Mozilla's "intermediate" configuration (TLS 1.2 ciphers; TLS 1.3 suites are OpenSSL's defaults).
+MOZILLA_INTERMEDIATE_CIPHERS = ":".join([
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    "DHE-RSA-AES128-GCM-SHA256", "DHE-RSA-AES256-GCM-SHA384", "DHE-RSA-CHACHA20-POLY1305",
+])
+
+
+def paths(config: Config) -> dict[str, str]:
+    """The certificate chain and key every TLS service of a host reads."""
+    folder = ACME_LIVE if config.tls.mode == "acme" else MAILSTACK_TLS
+    return {"certificate": f"{folder}/fullchain.pem", "key": f"{folder}/privkey.pem"}
+
+
+def names(config: Config, host_name: str) -> list[str]:
+    """Names on a host's certificate: the public mail name first, then the host's own."""
+    return [config.cluster.mail_hostname, config.host_fqdn(host_name)]
+
+
+def cluster_ca(config: Config) -> tuple[Path, Path]:
+    """The cluster's own CA (certificate, key), made once in its secrets folder."""
+    cert, key = config.secrets_dir / "ca.pem", config.secrets_dir / "ca.key"
+    keys.certificate_authority(cert, key, name=f"mailstack {config.cluster.name} CA")
+    return cert, key
+
+
+def certificate_files(config: Config, host_name: str) -> tuple[Path, Path]:
+    """(chain, key) files to install on a host in modes ``internal`` and ``files``."""
+    if config.tls.mode == "files":
+        return config.path(config.tls.files.certificate), config.path(config.tls.files.key)
+    folder = config.secrets_dir / "tls"
+    cert, key = folder / f"{host_name}.pem", folder / f"{host_name}.key"
+    ca = cluster_ca(config)
+    keys.server_certificate(cert, key, ca, names(config, host_name))
+    return cert, key

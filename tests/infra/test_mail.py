@@ -1,0 +1,45 @@
+"""The mail core on mx hosts: Postfix and Dovecot running, listening, configured and serving TLS."""
+
+import pytest
+
+GROUPS = ["mx"]
+TLS_PORTS = {25: "smtp", 465: None, 587: "smtp", 143: "imap", 993: None, 4190: "sieve"}
+FOURTEEN_DAYS = 14 * 24 * 3600
+
+
+@pytest.mark.parametrize("service", ["postfix", "dovecot"])
+def test_service_enabled_and_running(host, service):
+    assert host.service(service).is_enabled
+    assert host.service(service).is_running
+
+
+@pytest.mark.parametrize("port", [25, 465, 587, 143, 993, 4190])
+def test_mail_ports_listen(host, port):
+    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+def test_postfix_is_no_open_relay_and_speaks_modern_tls(host):
+    settings = dict(line.partition(" =")[::2] for line in host.check_output("postconf -n").splitlines())
+    settings = {key: value.strip() for key, value in settings.items()}
+    assert settings["smtpd_relay_restrictions"].endswith("reject_unauth_destination")
+    assert settings["smtpd_tls_protocols"] == settings["smtpd_tls_mandatory_protocols"] == ">=TLSv1.2"
+    assert settings["smtpd_tls_auth_only"] == "yes"
+    assert settings["mynetworks"] == "127.0.0.0/8 [::1]/128"
+
+
+@pytest.mark.parametrize("port", TLS_PORTS)
+def test_certificate_served_names_the_host_and_lasts(host, cluster, port):
+    starttls = f"-starttls {TLS_PORTS[port]}" if TLS_PORTS[port] else ""
+    name = host.backend.hostname
+    served = host.check_output(
+        f"openssl s_client -connect 127.0.0.1:{port} {starttls} -servername {cluster.host_fqdn(name)} "
+        "</dev/null 2>/dev/null | openssl x509 -noout -ext subjectAltName -checkend %d" % FOURTEEN_DAYS
+    )
+    assert f"DNS:{cluster.host_fqdn(name)}" in served and f"DNS:{cluster.cluster.mail_hostname}" in served
+    assert "will not expire" in served
+
+
+def test_secrets_are_private(host):
+    users = host.file("/etc/dovecot/users")
+    assert users.mode == 0o640 and users.user == "root" and users.group == "dovecot"
+    assert host.file("/var/lib/mailstack/staged").mode == 0o700

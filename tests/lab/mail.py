@@ -1,0 +1,120 @@
+"""Mail clients for the lab tests: Python's own smtplib and imaplib, TLS verified by name.
+
+The lab's hosts have no names on this machine, so clients connect to an address and
+check the certificate against the name that address serves (``mx1.mailstack.test``).
+"""
+
+import base64
+import imaplib
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from email.message import EmailMessage
+
+PASSWORDS = {"alice": "alice-lab-pw", "bob": "bob-lab-pw", "carol": "carol-lab-pw"}
+
+
+def tls_context(trusted: str, server_name: str) -> ssl.SSLContext:
+    """Verify certificates against ``trusted`` (PEM) and the name ``server_name``, whatever address we dial."""
+    context = ssl.create_default_context(cadata=trusted)
+    wrap = context.wrap_socket
+    context.wrap_socket = lambda sock, server_hostname=None, **kwargs: wrap(sock, server_hostname=server_name, **kwargs)
+    return context
+
+
+def message(sender: str, recipient: str, subject: str | None = None, body: str = "hello\n") -> EmailMessage:
+    mail = EmailMessage()
+    mail["From"], mail["To"] = sender, recipient
+    mail["Subject"] = subject or f"lab test {uuid.uuid4().hex[:12]}"
+    mail["Message-ID"] = f"<{uuid.uuid4().hex}@mailstack.test>"
+    mail.set_content(body)
+    return mail
+
+
+class Mx:
+    """One mail host of the lab, as a client sees it."""
+
+    def __init__(self, address: str, name: str, trusted: str, domain: str):
+        self.address, self.name, self.domain = address, name, domain
+        self.context = tls_context(trusted, name)
+
+    def user(self, local: str) -> str:
+        return f"{local}@{self.domain}"
+
+    def submission(self, login: str | None = None) -> smtplib.SMTP:
+        """Port 587 after STARTTLS, logged in as ``login`` when given."""
+        smtp = smtplib.SMTP(self.address, 587, local_hostname="client.lab.test", timeout=20)
+        smtp.starttls(context=self.context)
+        smtp.ehlo("client.lab.test")
+        if login:
+            smtp.login(self.user(login), PASSWORDS[login])
+        return smtp
+
+    def submissions(self) -> smtplib.SMTP_SSL:
+        return smtplib.SMTP_SSL(self.address, 465, local_hostname="client.lab.test", context=self.context, timeout=20)
+
+    def smtp(self) -> smtplib.SMTP:
+        """Port 25, as another MTA; postscreen wants the client to wait for the greeting."""
+        return smtplib.SMTP(self.address, 25, local_hostname="client.lab.test", timeout=30)
+
+    def send(self, login: str, mail: EmailMessage) -> None:
+        with self.submission(login) as smtp:
+            smtp.send_message(mail)
+
+    def imap(self, login: str) -> imaplib.IMAP4_SSL:
+        client = imaplib.IMAP4_SSL(self.address, 993, ssl_context=self.context, timeout=20)
+        client.login(self.user(login), PASSWORDS[login])
+        return client
+
+    def wait_for(self, login: str, subject: str, folder: str = "INBOX", timeout: float = 30) -> bytes:
+        """The message with ``subject`` in ``folder`` of ``login``, once delivered."""
+        deadline = time.monotonic() + timeout
+        with self.imap(login) as client:
+            while True:
+                status, _ = client.select(f'"{folder}"', readonly=True)
+                if status == "OK":
+                    _, found = client.search(None, "SUBJECT", f'"{subject}"')
+                    if found[0]:
+                        _, data = client.fetch(found[0].split()[-1], "(RFC822)")
+                        return data[0][1]
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no message {subject!r} in {login}'s {folder} after {timeout} s")
+                time.sleep(0.5)
+
+
+class ManageSieve:
+    """Just enough of RFC 5804 to upload and activate a script."""
+
+    def __init__(self, mx: Mx, login: str):
+        self.socket = socket.create_connection((mx.address, 4190), timeout=20)
+        self.file = self.socket.makefile("rb")
+        self._until_ok()
+        self._command(b"STARTTLS")
+        self.socket = mx.context.wrap_socket(self.socket)
+        self.file = self.socket.makefile("rb")
+        self._until_ok()
+        token = base64.b64encode(f"\0{mx.user(login)}\0{PASSWORDS[login]}".encode())
+        self._command(b'AUTHENTICATE "PLAIN" "' + token + b'"')
+
+    def _until_ok(self) -> None:
+        while True:
+            line = self.file.readline()
+            if not line or line.startswith((b"NO", b"BYE")):
+                raise AssertionError(f"ManageSieve: {line!r}")
+            if line.startswith(b"OK"):
+                return
+
+    def _command(self, command: bytes) -> None:
+        self.socket.sendall(command + b"\r\n")
+        self._until_ok()
+
+    def put_and_activate(self, name: str, script: str) -> None:
+        data = script.encode()
+        self._command(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data)
+        self._command(f'SETACTIVE "{name}"'.encode())
+
+    def close(self) -> None:
+        self.socket.sendall(b"LOGOUT\r\n")
+        self.socket.close()
