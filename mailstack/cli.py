@@ -1,12 +1,14 @@
 """The ``mailstack`` command: one function per subcommand, its docstring is its help."""
 
 import argparse
+import getpass
 import os
 import sys
 from pathlib import Path
 
-from . import PROJECT
+from . import PROJECT, users
 from .config import GROUPS, ConfigError
+from .config.types import format_size
 from .inventory import load_for
 from .lab import Lab
 from .lab.system import LabError
@@ -66,6 +68,37 @@ def _print_status(the_lab: Lab) -> None:
         print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
 
 
+def user(args) -> int:
+    """Add, list, remove users or change a password; only that user's lines of the YAML change."""
+    config = load_for(args.inventory)
+    if args.action == "list":
+        for entry in config.users:
+            quota = format_size(entry.quota or config.mail.default_quota)
+            print(f"{entry.address}  quota {quota}{'' if entry.quota else ' (default)'}")
+        return 0
+    if not args.address:
+        raise ConfigError(config.source, [f"mailstack user {args.action}: give the ADDRESS"])
+    if args.action == "del":
+        users.remove(config.source, args.address)
+    else:
+        password_hash = users.hash_password(_read_password(args.password_stdin))
+        if args.action == "add":
+            users.add(config.source, args.address, password_hash, args.quota)
+        else:
+            users.set_password(config.source, args.address, password_hash)
+    print(f"{config.source}: {args.action} {args.address}; deploy to apply it")
+    return 0
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Again: ") != password:
+        raise ConfigError(Path("-"), ["the two passwords differ; nothing changed"])
+    return password
+
+
 def _print_login(the_lab: Lab) -> None:
     config = the_lab.config
     for name in config.hosts_in("mx"):
@@ -94,6 +127,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--out", required=True, help="folder to write into")
     sub.set_defaults(run=render)
 
+    sub = commands.add_parser("user", help=user.__doc__, description=user.__doc__)
+    sub.add_argument("action", choices=["add", "list", "del", "passwd"])
+    sub.add_argument("address", nargs="?", help="the user's e-mail address")
+    sub.add_argument("--quota", help="with add: the mailbox quota, such as 5G (default: mail.default_quota)")
+    sub.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    _inventory_option(sub)
+    sub.set_defaults(run=user)
+
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
     sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])
     sub.add_argument("host", nargs="*", help="for ssh: the host, then an optional command")
@@ -108,6 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except ConfigError as error:
         print(error, file=sys.stderr)
+        return 2
+    except ValueError as error:  # a password that cannot be used
+        print(f"mailstack: {error}", file=sys.stderr)
         return 2
     except LabError as error:
         print(f"mailstack lab: {error}", file=sys.stderr)
