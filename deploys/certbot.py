@@ -42,4 +42,15 @@ def certbot():
     systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     # The live/ names are links; the renewal file is a plain file that exists once issued.
     if not host.get_fact(File, path=f"/etc/letsencrypt/renewal/{tls_settings.CERT_NAME}.conf"):
-        server.shell(name="Obtain the certificate", commands=[certonly_command(config, host.name)])
+        server.shell(
+            name="Obtain the certificate",
+            commands=[wait_for_directory(config.tls.acme.directory), certonly_command(config, host.name)],
+        )
+
+
+def wait_for_directory(url: str, seconds: int = 300) -> str:
+    """Wait until the ACME directory answers. pyinfra orders operations per host only, so in
+    one run with the CA's own host (the lab's pebble) the CA may still be on its way up."""
+    probe = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=5)"
+    loop = f"until python3 -c {shlex.quote(probe)} 2>/dev/null; do sleep 2; done"
+    return f"timeout {seconds} sh -c {shlex.quote(loop)}"

@@ -60,7 +60,7 @@ def component_files(component_name: str):
     """
     config = cluster_config()
     wanted = component(component_name)
-    rendered = {managed: render(config, host.name, managed) for managed in wanted.files}
+    rendered = {managed: render(config, host.name, managed) for managed in wanted.managed_files(config)}
     stale = [managed for managed, content in rendered.items() if not _is_current(managed, content)]
     if not stale:
         host.noop(f"{component_name} files are up to date")

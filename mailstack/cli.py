@@ -3,8 +3,11 @@
 import argparse
 import getpass
 import os
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 from . import PROJECT, users
 from .config import GROUPS, ConfigError
@@ -68,6 +71,34 @@ def _print_status(the_lab: Lab) -> None:
         print("  ".join(row[c].ljust(widths[c]) for c in columns).rstrip())
 
 
+def verify(args) -> int:
+    """Run the testinfra suites (tests/infra) against an inventory's hosts; print a summary per host."""
+    config = load_for(args.inventory)
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "report.xml"
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "tests/infra", "--inventory", str(Path(args.inventory).resolve()),
+             "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+            cwd=PROJECT,
+        )
+        cases = ElementTree.parse(report).iter("testcase") if report.exists() else []
+        summary = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in config.hosts}
+        for case in cases:
+            parts = case.get("name", "").partition("[")[2].rstrip("]").split("-")
+            host = next((part for part in parts if part in summary), None)
+            if host:
+                outcome = "failed" if case.find("failure") is not None or case.find("error") is not None else (
+                    "skipped" if case.find("skipped") is not None else "passed"
+                )
+                summary[host][outcome] += 1
+    print()
+    for name, counts in summary.items():
+        verdict = "FAIL" if counts["failed"] else "ok"
+        print(f"{name:10} {','.join(config.hosts[name].groups):12} {verdict:5} "
+              f"{counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+    return result.returncode
+
+
 def user(args) -> int:
     """Add, list, remove users or change a password; only that user's lines of the YAML change."""
     config = load_for(args.inventory)
@@ -126,6 +157,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", help="one host (default: every host, each in its own folder)")
     sub.add_argument("--out", required=True, help="folder to write into")
     sub.set_defaults(run=render)
+
+    sub = commands.add_parser("verify", help=verify.__doc__, description=verify.__doc__)
+    _inventory_option(sub)
+    sub.set_defaults(run=verify)
 
     sub = commands.add_parser("user", help=user.__doc__, description=user.__doc__)
     sub.add_argument("action", choices=["add", "list", "del", "passwd"])

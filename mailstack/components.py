@@ -19,21 +19,28 @@ class ManagedFile:
     group: str = "root"
     create_only: bool = False
     """Written once and then owned by the service (a zone file that takes dynamic updates)."""
+    template_path: str | None = None
+    """For one template that makes several files (one per domain): its target-like path."""
+    values: tuple[tuple[str, object], ...] = ()
+    """Extra template variables of this file, such as the domain it is for."""
 
     @property
     def template(self) -> str:
         """The template mirrors the target path: /etc/x.conf -> templates/etc/x.conf.j2."""
-        return str(TEMPLATES / f"{self.path.lstrip('/')}.j2")
+        return str(TEMPLATES / f"{(self.template_path or self.path).lstrip('/')}.j2")
 
 
 @dataclass(frozen=True)
 class Component:
     name: str
     groups: frozenset[str]
-    files: tuple[ManagedFile, ...]
+    files: tuple[ManagedFile, ...] | Callable[[Config], tuple[ManagedFile, ...]]
     check: str | None = None
     """Shell command that validates the files staged under ``{root}``; it must fail on a bad file."""
     when: Callable[[Config], bool] = lambda config: True
+
+    def managed_files(self, config: Config) -> tuple[ManagedFile, ...]:
+        return self.files(config) if callable(self.files) else self.files
 
     def applies_to(self, config: Config, host_name: str) -> bool:
         in_group = not self.groups or bool(self.groups & set(config.hosts[host_name].groups))
@@ -48,6 +55,28 @@ POSTFIX_CHECK = (
     ' && [ -z "$warnings" ] || (echo "$warnings" >&2; exit 1)'
     " && postfix -c {root}/etc/postfix check"
 )
+
+def dkim_keys(config: Config) -> tuple[ManagedFile, ...]:
+    """One private key file per mail domain, readable by Rspamd only."""
+    return tuple(
+        ManagedFile(
+            f"/var/lib/rspamd/dkim/{domain.name}.{domain.dkim_selector}.key",
+            mode="600", user="_rspamd", group="_rspamd",
+            template_path="/var/lib/rspamd/dkim/domain.key", values=(("domain", domain),),
+        )
+        for domain in config.domains
+    )
+
+
+RSPAMD_FILES = tuple(
+    ManagedFile(f"/etc/rspamd/local.d/{name}")
+    for name in ("worker-proxy.inc", "redis.conf", "dkim_signing.conf", "greylist.conf", "ratelimit.conf",
+                 "milter_headers.conf", "options.inc")
+)
+# Each file on its own: Rspamd includes local.d files with try=true, so a whole-tree test
+# passes over a broken one.
+RSPAMD_CHECK = 'for file in {root}/etc/rspamd/local.d/*; do rspamadm configtest -c "$file" >/dev/null || exit 1; done'
+
 
 COMPONENTS = (
     Component(
@@ -108,6 +137,12 @@ COMPONENTS = (
         ),
         check="sh -n {root}/etc/letsencrypt/renewal-hooks/deploy/mailstack",
         when=lambda config: config.tls.mode == "acme",
+    ),
+    Component(
+        "rspamd",
+        MAIL,
+        files=lambda config: RSPAMD_FILES + dkim_keys(config),
+        check=RSPAMD_CHECK,
     ),
     Component(
         "postfix",

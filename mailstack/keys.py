@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 PRIVATE = 0o600
@@ -111,3 +111,20 @@ def _general_name(name: str) -> x509.GeneralName:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
         return x509.DNSName(name)
+
+
+def dkim_key(path: Path, bits: int) -> Path:
+    """An RSA DKIM signing key; an existing key is never replaced (its DNS record depends on it)."""
+    if not path.exists():
+        key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        write_private(path, key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ))
+    return path
+
+
+def dkim_record(path: Path) -> str:
+    """The DKIM TXT record value for the key at ``path``: ``v=DKIM1; k=rsa; p=...``."""
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    public = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(public).decode()}"

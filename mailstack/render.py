@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 
-from . import TEMPLATES, tls
+from . import TEMPLATES, dkim, tls
 from .components import ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
@@ -32,6 +32,7 @@ def template_context(config: Config, host_name: str, review: bool = False) -> di
         "mozilla_intermediate_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
         "vmail_uid": VMAIL_UID,
         "sender_logins": sender_logins(config),
+        "dkim_key": lambda domain: dkim.key_file(config, domain).read_text().strip(),
     }
 
 
@@ -60,14 +61,14 @@ def _secret(config: Config, name: str, review: bool) -> str:
 def render(config: Config, host_name: str, managed: ManagedFile, review: bool = False) -> str:
     # pyinfra's own template loader (StrictUndefined, trailing newline kept), as files.template uses.
     template = get_template(managed.template, {"loader": FileSystemLoader(str(TEMPLATES))})
-    return template.render(template_context(config, host_name, review))
+    return template.render({**template_context(config, host_name, review), **dict(managed.values)})
 
 
 def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:
     """Write every file ``host_name`` would receive under ``out_dir``, mirroring target paths."""
     written = []
     for component in components_for(config, host_name):
-        for managed in component.files:
+        for managed in component.managed_files(config):
             target = out_dir / managed.path.lstrip("/")
             target.parent.mkdir(parents=True, exist_ok=True)
             target.touch(mode=0o600)  # secrets are never readable by others, not even while written

@@ -12,11 +12,25 @@ PYINFRA = Path(sys.executable).with_name("pyinfra")
 DEPLOY_TIMEOUT = 1200  # a hung deploy fails the tests instead of holding CI until its limit
 
 
-def deploy(inventory: Path = LAB_INVENTORY, *options: str) -> dict:
-    """Run the whole deploy with pyinfra's CLI, as an operator does; return its JSON report."""
-    result = subprocess.run(
+def run_deploy(inventory: Path = LAB_INVENTORY, *options: str) -> subprocess.CompletedProcess:
+    """Run the whole deploy with pyinfra's CLI, as an operator does."""
+    return subprocess.run(
         [PYINFRA, "-y", "--json", *options, str(inventory), "deploys/mail_cluster.py"],
         cwd=PROJECT, capture_output=True, text=True, timeout=DEPLOY_TIMEOUT,
     )
+
+
+def deploy(inventory: Path = LAB_INVENTORY, *options: str) -> dict:
+    """A deploy that must succeed; its JSON report."""
+    result = run_deploy(inventory, *options)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)
+
+
+def ssh(lab, host: str, command: str) -> str:
+    """Run a command on a lab host with the lab's key; fail the test if it fails."""
+    result = subprocess.run(
+        ["ssh", "-F", str(lab.ssh_config_file), host, command], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -201,6 +201,14 @@ class Alias(Section):
 class Mail(Section):
     message_size_limit: Size = setting("50M", example="25M", doc="Largest message accepted (Postfix).")
     default_quota: Size = setting("2G", example="10G", doc="Quota of users without their own.")
+    postfix_extra: dict[str, str] = setting(
+        {},
+        example={"smtpd_client_connection_rate_limit": "30"},
+        doc="Further main.cf settings, added last; `postfix check` and postconf vet them before they go live.",
+    )
+    send_rate_limit: int = setting(
+        200, example=50, doc="Messages one authenticated user may send per hour (Rspamd), bursts included.", ge=1
+    )
 
 
 class Dns(Section):

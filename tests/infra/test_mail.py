@@ -7,7 +7,7 @@ TLS_PORTS = {25: "smtp", 465: None, 587: "smtp", 143: "imap", 993: None, 4190: "
 FOURTEEN_DAYS = 14 * 24 * 3600
 
 
-@pytest.mark.parametrize("service", ["postfix", "dovecot"])
+@pytest.mark.parametrize("service", ["postfix", "dovecot", "rspamd", "redis-server"])
 def test_service_enabled_and_running(host, service):
     assert host.service(service).is_enabled
     assert host.service(service).is_running
@@ -39,7 +39,15 @@ def test_certificate_served_names_the_host_and_lasts(host, cluster, port):
     assert "will not expire" in served
 
 
-def test_secrets_are_private(host):
+def test_secrets_are_private(host, cluster):
     users = host.file("/etc/dovecot/users")
     assert users.mode == 0o640 and users.user == "root" and users.group == "dovecot"
+    for domain in cluster.domains:
+        key = host.file(f"/var/lib/rspamd/dkim/{domain.name}.{domain.dkim_selector}.key")
+        assert key.mode == 0o600 and key.user == "_rspamd"
     assert host.file("/var/lib/mailstack/staged").mode == 0o700
+
+
+def test_postfix_passes_mail_through_rspamd(host):
+    assert host.check_output("postconf -h smtpd_milters") == "inet:127.0.0.1:11332"
+    assert host.socket("tcp://127.0.0.1:11332").is_listening

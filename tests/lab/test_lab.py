@@ -18,17 +18,9 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from tests.support import LAB_INVENTORY, PROJECT, PYINFRA, deploy
+from tests.support import LAB_INVENTORY, PROJECT, PYINFRA, deploy, ssh
 
 pytestmark = pytest.mark.lab
-
-
-def ssh(lab, host: str, command: str) -> str:
-    result = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_file), host, command], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def test_every_host_answers_ssh_and_pyinfra_gathers_facts(lab):

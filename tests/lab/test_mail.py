@@ -1,49 +1,26 @@
 """The mail core end to end on the lab's mx hosts, with real clients.
 
-Certificates come from pebble on ns1 through certbot, so clients trust pebble's root.
+Certificates come from pebble on ns1 through certbot, so clients trust pebble's root
+(see conftest.py).
 """
 
 import smtplib
-import ssl
-import subprocess
 import time
-import urllib.request
 
+import dkim
+import dns.message
+import dns.query
 import pytest
 
 from tests.lab.mail import ManageSieve, Mx, message
+from tests.support import ssh
 
 pytestmark = pytest.mark.lab
 
 
-def ssh(lab, host: str, command: str) -> str:
-    result = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_file), host, command], capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-@pytest.fixture(scope="module")
-def pebble_root(lab) -> str:
-    """pebble's current root (it makes a new one at each start), fetched over HTTPS from the lab CA."""
-    ns = lab.config.hosts[lab.config.hosts_in("ns")[0]].address
-    context = ssl.create_default_context(cafile=str(lab.ca[0]))
-    context.check_hostname = False  # addressed by IP; the chain is still verified
-    return urllib.request.urlopen(f"https://{ns}:15000/roots/0", context=context, timeout=10).read().decode()
-
-
-@pytest.fixture(scope="module")
-def started(lab) -> str:
-    """When the mail tests began, for reading the journal of this run only."""
-    return ssh(lab, "mx1", "date '+%Y-%m-%d %H:%M:%S'").strip()
-
-
 @pytest.fixture(scope="module", params=["mx1", "mx2"])
-def mx(request, lab, pebble_root, started) -> Mx:
-    name = request.param
-    config = lab.config
-    return Mx(str(config.hosts[name].address), config.host_fqdn(name), pebble_root, config.domains[0].name)
+def mx(request, mail_host, started) -> Mx:
+    return mail_host(request.param)
 
 
 def test_round_trip_to_a_user_and_an_alias(mx):
@@ -54,6 +31,20 @@ def test_round_trip_to_a_user_and_an_alias(mx):
     assert b"hello" in mx.wait_for("bob", direct["Subject"])
     assert b"hello" in mx.wait_for("bob", via_alias["Subject"])
     assert b"hello" in mx.wait_for("alice", via_alias["Subject"])
+
+
+def test_submitted_mail_carries_a_dkim_signature_that_verifies(lab, mx):
+    mail = message(mx.user("alice"), mx.user("bob"))
+    mx.send("alice", mail)
+    raw = mx.wait_for("bob", mail["Subject"])
+    assert b"DKIM-Signature:" in raw
+
+    def from_ns1(name, timeout=5):
+        query = dns.message.make_query(name.decode() if isinstance(name, bytes) else name, "TXT")
+        answer = dns.query.udp(query, str(lab.config.dns.server), timeout=timeout)
+        return b"".join(b"".join(rdata.strings) for rrset in answer.answer for rdata in rrset)
+
+    assert dkim.verify(raw, dnsfunc=from_ns1)
 
 
 def test_no_relaying_without_authentication(mx):
@@ -154,9 +145,8 @@ def test_certificate_is_from_pebble_and_a_renewal_reloads_services(lab, mx):
 
 
 def test_logs_hold_no_errors(lab, mx, started):
-    """Last in this module: nothing failed in Postfix or Dovecot while the tests ran."""
+    """Last in this module: nothing failed in Postfix, Dovecot, Rspamd or Redis while the tests ran."""
     host = mx.name.split(".")[0]
-    journal = ssh(
-        lab, host, f"journalctl -q --no-pager -p err --since '{started}' -u postfix@- -u postfix -u dovecot || true"
-    )
+    units = " ".join(f"-u {unit}" for unit in ("postfix@-", "postfix", "dovecot", "rspamd", "redis-server"))
+    journal = ssh(lab, host, f"journalctl -q --no-pager -p err --since '{started}' {units} || true")
     assert journal.strip() == ""

@@ -1,0 +1,33 @@
+"""A configuration Postfix rejects never goes live: the deploy stops with Postfix's message."""
+
+import pytest
+
+from tests.lab.mail import message
+from tests.support import LAB_INVENTORY, deploy, run_deploy, ssh
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture
+def broken_inventory(tmp_path):
+    """The lab's inventory with one main.cf setting Postfix does not know."""
+    (tmp_path / "lab.py").write_text(LAB_INVENTORY.read_text())
+    (tmp_path / "secrets").symlink_to(LAB_INVENTORY.parent / "secrets")
+    (tmp_path / "lab.yml").write_text(
+        LAB_INVENTORY.with_suffix(".yml").read_text() + "\nmail:\n  postfix_extra: {smtpd_no_such_setting: \"yes\"}\n"
+    )
+    return tmp_path / "lab.py"
+
+
+def test_rejected_postfix_setting_stops_the_deploy_and_mail_keeps_flowing(lab, broken_inventory, mail_host):
+    before = ssh(lab, "mx1", "sha256sum /etc/postfix/main.cf")
+    result = run_deploy(broken_inventory)
+    assert result.returncode != 0
+    assert "unused parameter: smtpd_no_such_setting=yes" in result.stdout + result.stderr
+    assert ssh(lab, "mx1", "sha256sum /etc/postfix/main.cf") == before
+    mx1 = mail_host("mx1")
+    mail = message(mx1.user("alice"), mx1.user("bob"))
+    mx1.send("alice", mail)
+    assert b"hello" in mx1.wait_for("bob", mail["Subject"])
+    report = deploy()  # the real configuration: nothing to change, nothing left half-done
+    assert not [op["name"] for op in report["plan"] if op["hosts_with_change"]]
