@@ -14,7 +14,9 @@ from deploys.common import component_files
 def rspamd():
     apt.packages(name="Install Rspamd and Redis", packages=["rspamd", "redis-server"])
     systemd.service(name="Run Redis", service="redis-server", running=True, enabled=True)
-    files.directory(name="Create the DKIM key folder", path="/var/lib/rspamd/dkim", user="_rspamd", group="_rspamd", mode="700")
+    files.directory(
+        name="Create the DKIM key folder", path="/var/lib/rspamd/dkim", user="_rspamd", group="_rspamd", mode="700"
+    )
     changed = component_files(name="Configure Rspamd", component_name="rspamd")
     systemd.service(name="Run Rspamd", service="rspamd", running=True, enabled=True)
     systemd.service(name="Reload Rspamd", service="rspamd", reloaded=True, _if=changed.did_change)

@@ -9,7 +9,8 @@ from .config.model import Domain
 
 def key_file(config: Config, domain: Domain) -> Path:
     """The domain's private key, made on first use (RSA, ``dkim_key_bits``) and then kept."""
-    return keys.dkim_key(config.secrets_dir / "dkim" / f"{domain.name}.{domain.dkim_selector}.key", domain.dkim_key_bits)
+    path = config.secrets_dir / "dkim" / f"{domain.name}.{domain.dkim_selector}.key"
+    return keys.dkim_key(path, domain.dkim_key_bits)
 
 
 def record_name(domain: Domain) -> str:

@@ -38,6 +38,8 @@ def host_data(config: Config, host_name: str) -> dict:
         "ssh_port": config.ssh.port,
         "mailstack_config": str(config.source),
     }
+    if host.vrrp_priority is not None:
+        data["vrrp_priority"] = host.vrrp_priority
     if config.ssh.user != "root":
         data["_sudo"] = True
     if config.ssh.key:

@@ -13,7 +13,6 @@ from .components import ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
 
-
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
 
 

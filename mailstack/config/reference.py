@@ -49,7 +49,8 @@ def reference() -> str:
         heading = f"## `{prefix}`\n\n{doc}\n\n" if prefix else "## Top level\n\n"
         if model.__doc__ and prefix and model.__doc__ != BaseModel.__doc__:
             heading += f"{model.__doc__.strip()}\n\n"
-        sections.append(heading + "| Key | Type | Default | Example | What it affects |\n|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        table = "| Key | Type | Default | Example | What it affects |\n|---|---|---|---|---|\n"
+        sections.append(heading + table + "\n".join(rows) + "\n")
     return "\n".join(sections)
 
 
@@ -118,7 +119,8 @@ def _default(default) -> str:
 
 
 def _inline(value) -> str:
-    return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...").replace("|", "\\|")
+    text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...")
+    return text.replace("|", "\\|")
 
 
 if __name__ == "__main__":

@@ -128,7 +128,8 @@ class Lab:
         steps = [host.stop for host in self.hosts + leftovers]
         with ThreadPoolExecutor(max_workers=8) as pool:
             failures = [error for error in pool.map(_attempt, steps) if error]
-        failures += [error for error in map(_attempt, [proxy.stop, lambda: network.bridge_down(self.settings.bridge)]) if error]
+        for step in (proxy.stop, lambda: network.bridge_down(self.settings.bridge)):
+            failures += [error] if (error := _attempt(step)) else []
         if failures:
             raise LabError("; ".join(failures))
 

@@ -6,9 +6,9 @@ left behind.
 """
 
 import json
-import ipaddress
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import dns.message
@@ -44,6 +44,17 @@ def test_a_second_deploy_changes_nothing(lab):
     assert changed == {}
 
 
+def test_verify_summarises_every_host(lab):
+    result = subprocess.run(
+        [sys.executable, "-m", "mailstack.cli", "verify", "--inventory", str(LAB_INVENTORY)],
+        cwd=PROJECT, capture_output=True, text=True, timeout=1200,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    summary = result.stdout.splitlines()[-len(lab.config.hosts):]
+    assert [line.split()[0] for line in summary] == list(lab.config.hosts)
+    assert all(line.split()[2] == "ok" and " 0 failed" in line for line in summary), summary
+
+
 def test_ns1_answers_for_the_lab_zone(lab):
     name = f"mx1.{lab.config.domains[0].name}"
     answer = dns.query.udp(dns.message.make_query(name, "A"), str(lab.config.dns.server), timeout=5)
@@ -69,7 +80,8 @@ def test_ns1_accepts_a_tsig_signed_update(lab):
 
 def test_pebble_is_reachable_over_https_from_mx1_with_the_lab_ca(lab):
     url = f"https://ns1.{lab.config.domains[0].name}:14000/dir"
-    directory = ssh(lab, "mx1", f"python3 -c 'import urllib.request; print(urllib.request.urlopen(\"{url}\").read().decode())'")
+    fetch = f"import urllib.request; print(urllib.request.urlopen('{url}').read().decode())"
+    directory = ssh(lab, "mx1", f'python3 -c "{fetch}"')
     assert "newOrder" in json.loads(directory)
 
 

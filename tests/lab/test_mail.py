@@ -113,7 +113,9 @@ def test_users_may_send_only_as_themselves(mx):
 def test_sieve_script_files_into_a_folder(mx):
     sieve = ManageSieve(mx, "bob")
     sieve.put_and_activate(
-        "lab", 'require ["fileinto", "mailbox"];\nif header :contains "subject" "project" { fileinto :create "Projects"; }\n'
+        "lab",
+        'require ["fileinto", "mailbox"];\n'
+        'if header :contains "subject" "project" { fileinto :create "Projects"; }\n',
     )
     sieve.close()
     mail = message(mx.user("alice"), mx.user("bob"), subject=f"project {time.time_ns()}")

@@ -22,6 +22,7 @@ def test_pyinfra_reads_hosts_and_groups_from_the_configuration(example_inventory
     for name, host in config.hosts.items():
         assert set(hosts[name]["groups"]) == {*host.groups, example_inventory.stem}
         assert hosts[name]["data"]["ssh_hostname"] == str(host.address)
+        assert hosts[name]["data"].get("vrrp_priority") == host.vrrp_priority
 
 
 def test_vagrantfile_is_valid():

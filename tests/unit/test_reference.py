@@ -12,8 +12,8 @@ def test_configuration_reference_is_current():
 
 
 def test_every_field_has_a_description_and_an_example():
-    from mailstack.config.reference import _sections
     from mailstack.config.model import Config
+    from mailstack.config.reference import _sections
 
     pending, seen = [Config], set()
     while pending:

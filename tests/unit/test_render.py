@@ -43,5 +43,6 @@ def test_a_broken_file_fails_its_checker(tmp_path):
 def test_render_cli_writes_the_files(host_name, tmp_path):
     from mailstack.cli import main
 
-    assert main(["render", "--inventory", str(PROJECT / "inventories/prod.py"), "--host", host_name, "--out", str(tmp_path)]) == 0
+    inventory = str(PROJECT / "inventories/prod.py")
+    assert main(["render", "--inventory", inventory, "--host", host_name, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "etc/apt/apt.conf.d/90mailstack").is_file()
