@@ -2,7 +2,9 @@
 
 import argparse
 import getpass
+import imaplib
 import os
+import smtplib
 import subprocess
 import sys
 import tempfile
@@ -13,7 +15,7 @@ from . import PROJECT, users
 from .config import GROUPS, ConfigError
 from .config.types import format_size
 from .inventory import load_for
-from .lab import Lab
+from .lab import Lab, mailcheck
 from .lab.system import LabError
 from .render import render_host
 
@@ -131,11 +133,18 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _print_login(the_lab: Lab) -> None:
+    """Prove a round trip on every mx host, then tell how to log in."""
     config = the_lab.config
     for name in config.hosts_in("mx"):
+        try:
+            seconds = mailcheck.round_trip(the_lab, name)
+        except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as error:
+            raise LabError(f"the mail round trip on {name} failed: {error}") from None
         address = config.hosts[name].address
-        print(f"{config.host_fqdn(name)} ({address}): IMAP 993 (TLS), 143 (STARTTLS); SMTP submission 587, 465")
-    print(f"users: {', '.join(user.address for user in config.users)} (passwords: see {config.source})")
+        print(f"{config.host_fqdn(name)} ({address}): IMAP 993 (TLS), 143 (STARTTLS); SMTP submission 587, 465"
+              f" -- round trip alice -> bob took {seconds:.1f} s")
+    logins = ", ".join(f"{user} / {password}" for user, password in mailcheck.PASSWORDS.items())
+    print(f"log in as {logins} (@{config.domains[0].name}); pebble's root signs the certificates")
 
 
 def _inventory_option(parser: argparse.ArgumentParser) -> None:

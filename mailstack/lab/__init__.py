@@ -7,11 +7,13 @@ with no route out; packages come through the apt proxy on the bridge address.
 
 import ipaddress
 import shutil
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import keys
+from .. import PROJECT, keys
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
 from . import images, network, proxy
@@ -84,6 +86,7 @@ class Lab:
                 host.start(self.settings.bridge)
             self._write_ssh_files()
             self._wait_for_ssh()
+            self._deploy_services()
         except BaseException:
             progress("bring-up failed: stopping what was started")
             self.down()
@@ -120,6 +123,21 @@ class Lab:
                 names = ", ".join(host.name for host in waiting)
                 raise LabError(f"no SSH from {names} after {SSH_TIMEOUT} s; see {HOSTS}/<host>/console.log")
             time.sleep(0.5)
+
+    def _deploy_services(self) -> None:
+        """DNS and the ACME CA on the ns hosts, with the project's own deploy, before any mail deploy."""
+        if not self.config.hosts_in("ns"):
+            return
+        progress("deploying the lab's DNS and ACME CA (deploys/lab_services.py)")
+        pyinfra = Path(sys.executable).with_name("pyinfra")
+        inventory = self.config.source.with_suffix(".py")
+        result = subprocess.run(
+            [pyinfra, "-y", str(inventory), "deploys/lab_services.py", "--limit", "ns"],
+            cwd=PROJECT, capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            tail = " / ".join((result.stderr or result.stdout).strip().splitlines()[-8:])
+            raise LabError(f"deploying the lab services failed: {tail}")
 
     def down(self) -> None:
         """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""

@@ -40,7 +40,8 @@ def pytest_generate_tests(metafunc):
     config = load_for(inventory)
     groups = getattr(metafunc.module, "GROUPS", None)
     names = [name for name, host in config.hosts.items() if not groups or set(groups) & set(host.groups)]
-    ssh_file = metafunc.config.cache.mkdir("mailstack") / f"{config.cluster.name}.ssh_config"
+    ssh_file = config.secrets_dir / "ssh_config"
+    ssh_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     ssh_file.write_text(ssh_config(config))
     hosts = [testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_file)) for name in names]
     metafunc.parametrize("host", hosts, ids=names, scope="module")

@@ -55,6 +55,14 @@ def test_verify_summarises_every_host(lab):
     assert all(line.split()[2] == "ok" and " 0 failed" in line for line in summary), summary
 
 
+def test_login_proves_a_round_trip_on_every_mx_host(lab):
+    login = [sys.executable, "-m", "mailstack.cli", "lab", "login"]
+    result = subprocess.run(login, cwd=PROJECT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    trips = [line for line in result.stdout.splitlines() if "round trip alice -> bob took" in line]
+    assert len(trips) == len(lab.config.hosts_in("mx"))
+
+
 def test_ns1_answers_for_the_lab_zone(lab):
     name = f"mx1.{lab.config.domains[0].name}"
     answer = dns.query.udp(dns.message.make_query(name, "A"), str(lab.config.dns.server), timeout=5)

@@ -12,7 +12,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.lab.mail import ManageSieve, Mx, message
+from mailstack.lab.mailcheck import ManageSieve, Mx, message
 from tests.support import ssh
 
 pytestmark = pytest.mark.lab

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.lab.mail import message
+from mailstack.lab.mailcheck import message
 from tests.support import LAB_INVENTORY, deploy, run_deploy, ssh
 
 pytestmark = pytest.mark.lab

@@ -1,0 +1,18 @@
+"""The lab's supporting services on ``ns`` hosts: DNS (BIND) and an ACME CA (pebble).
+
+They stand in for what production already has, a DNS provider and Let's Encrypt, so
+``mailstack lab up`` deploys them before anyone runs the mail deploy:
+
+    pyinfra -y inventories/lab.py deploys/lab_services.py --limit ns
+
+(pyinfra orders operations per host, and runs each operation on every host before the
+next, so one run cannot make the mx hosts wait for a CA that the same run installs.)
+"""
+
+from deploys.base import base
+from deploys.bind import bind
+from deploys.pebble import pebble
+
+base()
+bind()
+pebble()
