@@ -40,7 +40,9 @@ def bridge_up(bridge: str, address: ipaddress.IPv4Interface) -> None:
 
 def bridge_down(bridge: str) -> None:
     if _exists(bridge):
-        run("ip", "link", "del", bridge)
+        run("ip", "link", "del", bridge, check=False)  # it may vanish between the look and the delete
+    if _exists(bridge):
+        raise LabError(f"could not delete the bridge {bridge}")
 
 
 def link_name(prefix: str, host: str) -> str:
