@@ -12,6 +12,7 @@ import pytest
 import testinfra
 
 from mailstack.inventory import load_for
+from mailstack.lab import Lab, mailcheck
 from mailstack.ssh import ssh_config
 
 
@@ -45,6 +46,17 @@ def pytest_generate_tests(metafunc):
     ssh_file.write_text(ssh_config(config))
     hosts = [testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_file)) for name in names]
     metafunc.parametrize("host", hosts, ids=names, scope="module")
+
+
+@pytest.fixture(scope="session")
+def trusted_roots(cluster) -> str:
+    """Roots a client trusts beyond the system's: the cluster's own CA, and in the lab pebble's root."""
+    roots = []
+    if cluster.tls.mode == "internal" and (cluster.secrets_dir / "ca.pem").exists():
+        roots.append((cluster.secrets_dir / "ca.pem").read_text())
+    if cluster.lab is not None:
+        roots.append(mailcheck.pebble_root(Lab(cluster)))
+    return "".join(roots)
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,6 @@
-"""The mail core on mx hosts: Postfix and Dovecot running, listening, configured and serving TLS."""
+"""The mail core on mx hosts: Postfix, Dovecot and Rspamd running, listening, configured, serving TLS."""
+
+import shlex
 
 import pytest
 
@@ -51,3 +53,17 @@ def test_secrets_are_private(host, cluster):
 def test_postfix_passes_mail_through_rspamd(host):
     assert host.check_output("postconf -h smtpd_milters") == "inet:127.0.0.1:11332"
     assert host.socket("tcp://127.0.0.1:11332").is_listening
+
+
+@pytest.mark.parametrize("port", TLS_PORTS)
+def test_certificate_chains_to_a_trusted_root(host, cluster, trusted_roots, port):
+    name = cluster.host_fqdn(host.backend.hostname)
+    starttls = f"-starttls {TLS_PORTS[port]}" if TLS_PORTS[port] else ""
+    command = (
+        f"openssl s_client -connect 127.0.0.1:{port} {starttls} -servername {name} -verify_hostname {name}"
+        " -verify_return_error -CApath /etc/ssl/certs"
+    )
+    if trusted_roots:
+        command += f" -CAfile <(printf %s {shlex.quote(trusted_roots)})"
+    result = host.run(f"bash -c {shlex.quote(command + ' </dev/null')}")
+    assert result.rc == 0 and "Verify return code: 0 (ok)" in result.stdout, result.stderr[-500:]
