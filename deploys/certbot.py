@@ -21,6 +21,7 @@ def certonly_command(config, host_name: str) -> str:
         "certbot", "certonly", "--non-interactive", "--agree-tos", "--no-eff-email",
         "--email", acme.email, "--server", acme.directory,
         "--cert-name", tls_settings.CERT_NAME, "--reuse-key",
+        "--deploy-hook", "/etc/letsencrypt/renewal-hooks/deploy/mailstack",
     ]
     if acme.challenge == "dns-rfc2136":
         command += [

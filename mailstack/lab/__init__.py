@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import PROJECT, keys
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
-from . import images, network, proxy
+from . import images, mailcheck, network, proxy
 from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, raise_if_failed
 from .system import STATE, LabError, preflight, progress
 
@@ -87,6 +87,7 @@ class Lab:
             self._write_ssh_files()
             self._wait_for_ssh()
             self._deploy_services()
+            self._trust_acme_root()
         except BaseException:
             progress("bring-up failed: stopping what was started")
             self.down()
@@ -138,6 +139,30 @@ class Lab:
         if result.returncode != 0:
             tail = " / ".join((result.stderr or result.stdout).strip().splitlines()[-8:])
             raise LabError(f"deploying the lab services failed: {tail}")
+
+    def _trust_acme_root(self) -> None:
+        """Every lab host trusts pebble's root, as production hosts trust Let's Encrypt's.
+
+        pebble forgets its root, accounts and certificates whenever it starts: then every
+        host trusts the new root and forgets its ACME state, so the next deploy obtains new
+        certificates exactly as on a fresh host."""
+        if not self.config.hosts_in("ns"):
+            return
+        root = mailcheck.pebble_root(self)
+        known = self.secrets / "pebble-root.pem"
+        if known.exists() and known.read_text() == root:
+            return
+        progress("pebble has a new root: every lab host trusts it and forgets its old ACME state")
+        commands = (
+            "cat > /usr/local/share/ca-certificates/pebble-root.crt && update-ca-certificates >/dev/null"
+            " && rm -rf /etc/letsencrypt/{live,archive,renewal,accounts}"
+        )
+        for host in self.hosts:
+            ssh = ["ssh", "-F", str(self.ssh_config_file), host.name, commands]
+            result = subprocess.run(ssh, input=root, capture_output=True, text=True)
+            if result.returncode != 0:
+                raise LabError(f"{host.name} could not take pebble's new root: {result.stderr.strip()}")
+        known.write_text(root)
 
     def down(self) -> None:
         """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""
