@@ -19,5 +19,6 @@ def dovecot():
     )
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
     changed = component_files(name="Configure Dovecot", component_name="dovecot")
+    systemd.daemon_reload(name="Reload systemd units", _if=changed.did_change)
     systemd.service(name="Run Dovecot", service="dovecot", running=True, enabled=True)
     systemd.service(name="Reload Dovecot", service="dovecot", reloaded=True, _if=changed.did_change)

@@ -133,16 +133,15 @@ def _read_password(from_stdin: bool) -> str:
 
 
 def _print_login(the_lab: Lab) -> None:
-    """Prove a round trip on every mx host, then tell how to log in."""
+    """Prove a round trip through the virtual IP on every mx host, then tell how to log in."""
     config = the_lab.config
     for name in config.hosts_in("mx"):
         try:
             seconds = mailcheck.round_trip(the_lab, name)
         except (OSError, smtplib.SMTPException, imaplib.IMAP4.error) as error:
-            raise LabError(f"the mail round trip on {name} failed: {error}") from None
-        address = config.hosts[name].address
-        print(f"{config.host_fqdn(name)} ({address}): IMAP 993 (TLS), 143 (STARTTLS); SMTP submission 587, 465"
-              f" -- round trip alice -> bob took {seconds:.1f} s")
+            raise LabError(f"the mail round trip through {name} failed: {error}") from None
+        print(f"{config.cluster.mail_hostname} ({config.cluster.virtual_ip}) served by {name}: IMAP 993 (TLS),"
+              f" 143 (STARTTLS); SMTP submission 587, 465 -- round trip alice -> bob took {seconds:.1f} s")
     logins = ", ".join(f"{user} / {password}" for user, password in mailcheck.PASSWORDS.items())
     print(f"log in as {logins} (@{config.domains[0].name}); pebble's root signs the certificates")
 

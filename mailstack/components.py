@@ -49,6 +49,7 @@ class Component:
 
 EVERY_HOST = frozenset()
 MAIL = frozenset({"mx"})
+FRONT = frozenset({"lb"})
 # postconf only warns about unknown parameters and malformed master.cf lines: treat warnings as errors.
 POSTFIX_CHECK = (
     'warnings=$(postconf -c {root}/etc/postfix -n 2>&1 >/dev/null; postconf -c {root}/etc/postfix -M 2>&1 >/dev/null)'
@@ -66,6 +67,20 @@ def dkim_keys(config: Config) -> tuple[ManagedFile, ...]:
         )
         for domain in config.domains
     )
+
+
+# keepalived --config-test fails on scripts that do not exist yet: the staged ones stand in.
+KEEPALIVED_CHECK = (
+    "sh -n {root}/etc/keepalived/notify.sh && sh -n {root}/etc/keepalived/haproxy-healthy.sh"
+    " && sed 's#/etc/keepalived/#{root}/etc/keepalived/#' {root}/etc/keepalived/keepalived.conf"
+    " > {root}/keepalived-check.conf && keepalived --config-test --use-file {root}/keepalived-check.conf"
+)
+
+
+def tls_files(config: Config) -> tuple[ManagedFile, ...]:
+    """The host's chain and key; with the internal CA also the CA, which replication peers trust."""
+    files = (ManagedFile("/etc/mailstack/tls/fullchain.pem"), ManagedFile("/etc/mailstack/tls/privkey.pem", mode="600"))
+    return files + ((ManagedFile("/etc/mailstack/tls/ca.pem"),) if config.tls.mode == "internal" else ())
 
 
 RSPAMD_FILES = tuple(
@@ -117,12 +132,25 @@ COMPONENTS = (
         check="python3 -m json.tool {root}/etc/pebble/pebble-config.json >/dev/null",
     ),
     Component(
+        "haproxy",
+        FRONT,
+        files=(ManagedFile("/etc/haproxy/haproxy.cfg"), ManagedFile("/etc/sysctl.d/60-mailstack-lb.conf")),
+        check="haproxy -c -q -f {root}/etc/haproxy/haproxy.cfg",
+    ),
+    Component(
+        "keepalived",
+        FRONT,
+        files=(
+            ManagedFile("/etc/keepalived/keepalived.conf", mode="600"),
+            ManagedFile("/etc/keepalived/notify.sh", mode="755"),
+            ManagedFile("/etc/keepalived/haproxy-healthy.sh", mode="755"),
+        ),
+        check=KEEPALIVED_CHECK,
+    ),
+    Component(
         "tls",
         MAIL,
-        files=(
-            ManagedFile("/etc/mailstack/tls/fullchain.pem"),
-            ManagedFile("/etc/mailstack/tls/privkey.pem", mode="600"),
-        ),
+        files=tls_files,
         check="openssl x509 -noout -in {root}/etc/mailstack/tls/fullchain.pem"
         " && openssl pkey -noout -in {root}/etc/mailstack/tls/privkey.pem",
         when=lambda config: config.tls.mode != "acme",
@@ -153,6 +181,7 @@ COMPONENTS = (
             ManagedFile("/etc/postfix/virtual_mailboxes"),
             ManagedFile("/etc/postfix/virtual_aliases"),
             ManagedFile("/etc/postfix/sender_logins"),
+            ManagedFile("/etc/postfix/postscreen_access.cidr"),
         ),
         check=POSTFIX_CHECK,
     ),
@@ -162,6 +191,8 @@ COMPONENTS = (
         files=(
             ManagedFile("/etc/dovecot/dovecot.conf"),
             ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
+            ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
+            ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
         ),
         check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
     ),

@@ -11,7 +11,11 @@ so hosts, groups and addresses live only in the YAML file.
 import sys
 from pathlib import Path
 
-from .config import GROUPS, Config, ConfigError, load
+from .config import Config, ConfigError, load
+
+# pyinfra takes hosts in the order their groups come: a rolling (--serial) deploy then
+# converges the lab services and backends before the front.
+HOST_ORDER = ("ns", "storage", "mx", "lb")
 
 
 def config_path(inventory: str | Path) -> Path:
@@ -62,6 +66,6 @@ def groups_for(inventory_file: str) -> dict[str, list[tuple[str, dict]]]:
         raise SystemExit(2) from None
     return {
         group: [(name, host_data(config, name)) for name in config.hosts_in(group)]
-        for group in GROUPS
+        for group in HOST_ORDER
         if config.hosts_in(group)
     }

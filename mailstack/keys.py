@@ -47,6 +47,13 @@ def tsig_secret(path: Path) -> Path:
     return path
 
 
+def random_secret(path: Path, length: int = 32) -> str:
+    """A random shared password of ``length`` letters and digits, made once and kept."""
+    if not path.exists():
+        write_private(path, secrets.token_urlsafe(length)[:length].encode() + b"\n")
+    return path.read_text().strip()
+
+
 def _private_key(path: Path) -> ec.EllipticCurvePrivateKey:
     if path.exists():
         return serialization.load_pem_private_key(path.read_bytes(), password=None)

@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 
-from . import TEMPLATES, dkim, tls
+from . import TEMPLATES, dkim, keys, services, tls
 from .components import ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
@@ -25,9 +25,18 @@ def template_context(config: Config, host_name: str, review: bool = False) -> di
         "node": config.hosts[host_name],
         "format_size": format_size,
         "secret": lambda name: _secret(config, name, review),
+        "shared_secret": lambda name, length=32: keys.random_secret(config.secrets_dir / name, length),
+        "services": services.SERVICES,
+        "stats_port": services.STATS_PORT,
+        "replication_port": services.REPLICATION_PORT,
+        "haproxy_peers_port": services.HAPROXY_PEERS_PORT,
+        "listen": services.listen,
+        "addresses": lambda group: services.addresses(config, group),
+        "peers": lambda group: [name for name in config.hosts_in(group) if name != host_name],
         "tls": tls.paths(config),
         "tls_names": tls.names(config, host_name),
         "tls_files": lambda: tls.certificate_files(config, host_name),
+        "cluster_ca": lambda: tls.cluster_ca(config),
         "mozilla_intermediate_ciphers": tls.MOZILLA_INTERMEDIATE_CIPHERS,
         "vmail_uid": VMAIL_UID,
         "sender_logins": sender_logins(config),

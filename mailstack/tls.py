@@ -24,9 +24,11 @@ MOZILLA_INTERMEDIATE_CIPHERS = ":".join([
 
 
 def paths(config: Config) -> dict[str, str]:
-    """The certificate chain and key every TLS service of a host reads."""
+    """The certificate chain and key every TLS service of a host reads, and the roots a host
+    trusts when it dials a peer of the cluster (replication)."""
     folder = ACME_LIVE if config.tls.mode == "acme" else MAILSTACK_TLS
-    return {"certificate": f"{folder}/fullchain.pem", "key": f"{folder}/privkey.pem"}
+    roots = f"{MAILSTACK_TLS}/ca.pem" if config.tls.mode == "internal" else "/etc/ssl/certs/ca-certificates.crt"
+    return {"certificate": f"{folder}/fullchain.pem", "key": f"{folder}/privkey.pem", "roots": roots}
 
 
 def names(config: Config, host_name: str) -> list[str]:

@@ -27,10 +27,13 @@ def deploy(inventory: Path = LAB_INVENTORY, *options: str) -> dict:
     return json.loads(result.stdout)
 
 
+def changes(report: dict) -> dict[str, list[str]]:
+    """The operations of a deploy's JSON report that changed something, with those hosts."""
+    return {op["name"]: op["success"] for op in report["results"]["operations"] if op["success"]}
+
+
 def ssh(lab, host: str, command: str) -> str:
     """Run a command on a lab host with the lab's key; fail the test if it fails."""
-    result = subprocess.run(
-        ["ssh", "-F", str(lab.ssh_config_file), host, command], capture_output=True, text=True, timeout=300
-    )
+    result = lab.run(host, command)
     assert result.returncode == 0, result.stderr
     return result.stdout

@@ -71,6 +71,9 @@ class Cluster(Section):
         example=["ntp1.example.net"],
         doc="NTP servers for systemd-timesyncd on hosts with their own clock (not containers).",
     )
+    vrrp_router_id: int = setting(
+        51, example=77, doc="VRRP router id of the virtual IP; unique among VRRP users of its network.", ge=1, le=255
+    )
     apt_proxy: HttpUrl | None = setting(
         None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab runs one on its bridge)."
     )
@@ -142,6 +145,10 @@ class Host(Section):
     address: IPvAnyAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"], doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, ns (lab DNS/ACME).", min_length=1
+    )
+    interface: str = setting(
+        "eth0", example="ens18", doc="Network interface holding the address; lb hosts put the virtual IP on it.",
+        pattern=r"^[A-Za-z0-9_.-]{1,15}$",
     )
     vrrp_priority: int | None = setting(
         None, example=150, doc="Keepalived priority on lb hosts; the highest holds the virtual IP.", ge=1, le=254
@@ -260,7 +267,27 @@ class RateLimit(Section):
     concurrent: int = setting(example=10, doc="Open connections from one address at once.", ge=1)
 
 
-RateLimitedService = Literal["smtp", "submission", "imap", "sieve"]
+class RateLimits(Section):
+    smtp: RateLimit = setting(
+        RateLimit(new_per_minute=30, concurrent=20),
+        example={"new_per_minute": 60, "concurrent": 30},
+        doc="Port 25: other mail servers, which reuse few connections.",
+    )
+    submission: RateLimit = setting(
+        RateLimit(new_per_minute=10, concurrent=10),
+        example={"new_per_minute": 20, "concurrent": 10},
+        doc="Ports 465 and 587: mail clients of users, a target of password guessing.",
+    )
+    imap: RateLimit = setting(
+        RateLimit(new_per_minute=20, concurrent=20),
+        example={"new_per_minute": 30, "concurrent": 40},
+        doc="Ports 143 and 993: mail clients open several sessions each (IDLE per folder).",
+    )
+    sieve: RateLimit = setting(
+        RateLimit(new_per_minute=10, concurrent=5),
+        example={"new_per_minute": 10, "concurrent": 5},
+        doc="Port 4190: ManageSieve, used rarely.",
+    )
 
 
 class Fail2ban(Section):
@@ -273,15 +300,10 @@ class Firewall(Section):
     admin_networks: list[IPvAnyNetwork] = setting(
         [], example=["198.51.100.0/24"], doc="Networks allowed to SSH, besides the deploying machine."
     )
-    rate_limits: dict[RateLimitedService, RateLimit] = setting(
-        {
-            "smtp": {"new_per_minute": 30, "concurrent": 20},
-            "submission": {"new_per_minute": 10, "concurrent": 10},
-            "imap": {"new_per_minute": 20, "concurrent": 20},
-            "sieve": {"new_per_minute": 10, "concurrent": 5},
-        },
+    rate_limits: RateLimits = setting(
+        RateLimits(),
         example={"imap": {"new_per_minute": 10, "concurrent": 10}},
-        doc="Per-source limits on the public ports (smtp 25; submission 465, 587; imap 143, 993; sieve 4190).",
+        doc="Per-source limits on the public ports, by service; each one left out keeps its default.",
     )
     fail2ban: Fail2ban = setting(Fail2ban(), example={"maxretry": 3}, doc="Banning of failed logins.")
 

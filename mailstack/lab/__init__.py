@@ -56,9 +56,8 @@ class Lab:
 
     def _identity(self) -> dict[str, str]:
         """Files every host gets on creation: the lab's key for root, names, resolver, CA."""
-        domain = self.config.domains[0].name
         hosts = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-        hosts += [f"{host.address} {name}.{domain} {name}" for name, host in self.config.hosts.items()]
+        hosts += [f"{host.address} {self.config.host_fqdn(name)} {name}" for name, host in self.config.hosts.items()]
         resolvers = [str(self.config.hosts[name].address) for name in self.config.hosts_in("ns")]
         return {
             "/root/.ssh/authorized_keys": self.ssh_key.with_suffix(".pub").read_text(),
@@ -85,7 +84,7 @@ class Lab:
                 progress(f"starting {host.name} ({host.kind})")
                 host.start(self.settings.bridge)
             self._write_ssh_files()
-            self._wait_for_ssh()
+            self._wait_for_ssh(self.hosts)
             self._deploy_services()
             self._trust_acme_root()
         except BaseException:
@@ -111,9 +110,9 @@ class Lab:
         self.config.path(self.config.ssh.known_hosts).write_text(known_hosts)
         self.ssh_config_file.write_text(ssh_config(self.config))
 
-    def _wait_for_ssh(self) -> None:
+    def _wait_for_ssh(self, hosts: list[LabHost]) -> None:
         started = time.monotonic()
-        waiting = list(self.hosts)
+        waiting = list(hosts)
         while waiting:
             for host in list(waiting):
                 raise_if_failed(host)
@@ -157,12 +156,38 @@ class Lab:
             "cat > /usr/local/share/ca-certificates/pebble-root.crt && update-ca-certificates >/dev/null"
             " && rm -rf /etc/letsencrypt/{live,archive,renewal,accounts}"
         )
-        for host in self.hosts:
-            ssh = ["ssh", "-F", str(self.ssh_config_file), host.name, commands]
-            result = subprocess.run(ssh, input=root, capture_output=True, text=True)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = pool.map(lambda host: self.run(host.name, commands, input=root), self.hosts)
+        for host, result in zip(self.hosts, results):
             if result.returncode != 0:
                 raise LabError(f"{host.name} could not take pebble's new root: {result.stderr.strip()}")
         known.write_text(root)
+
+    def run(self, name: str, command: str, input: str | None = None, timeout: float = 300):
+        """Run a shell command on a lab host over SSH, with the lab's key."""
+        return subprocess.run(
+            ["ssh", "-F", str(self.ssh_config_file), name, command],
+            input=input, capture_output=True, text=True, timeout=timeout,
+        )
+
+    def host(self, name: str) -> LabHost:
+        return next(host for host in self.hosts if host.name == name)
+
+    def crash(self, name: str) -> None:
+        """Cut the power of one host (failover tests): no clean shutdown of anything."""
+        progress(f"crashing {name}")
+        self.host(name).crash()
+
+    def start(self, name: str) -> None:
+        """Boot one stopped or crashed host again, as it was, and wait for its SSH."""
+        host = self.host(name)
+        host.identity = self._identity()
+        host.start(self.settings.bridge)
+        self._wait_for_ssh([host])
+
+    def set_link(self, name: str, up: bool) -> None:
+        """Pull or plug one host's network cable."""
+        network.set_link(self.host(name).link, up)
 
     def down(self) -> None:
         """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""

@@ -82,6 +82,27 @@ class LabHost:
         public = [key.read_text().split()[:2] for key in sorted((root / "etc/ssh").glob("ssh_host_*_key.pub"))]
         (self.state / "known_hosts").write_text("".join(f"{self.address.ip} {kind} {key}\n" for kind, key in public))
 
+    link_prefix = ""
+    """Prefix of the host's link into the bridge on this machine (see ``network.link_name``)."""
+
+    @property
+    def link(self) -> str:
+        return network.link_name(self.link_prefix, self.name)
+
+    def crash(self) -> None:
+        """A power cut: every process of the host killed at once, then its traces cleared."""
+        while pids := self.all_pids():
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.05)
+        self.stop()
+
+    def all_pids(self) -> list[int]:
+        return self.pids()
+
     def stop_processes(self, grace: float) -> None:
         """Ask politely (the caller has), wait ``grace`` seconds, then kill what is left."""
         deadline = time.monotonic() + grace
@@ -97,6 +118,7 @@ class Container(LabHost):
     """A booted Debian container: systemd as PID 1 in its own network namespace."""
 
     kind = "container"
+    link_prefix = "ve"
 
     @property
     def root(self) -> Path:
@@ -104,6 +126,13 @@ class Container(LabHost):
 
     def pids(self) -> list[int]:
         return processes(f"--machine=mailstack-{self.name}")
+
+    def all_pids(self) -> list[int]:
+        """nspawn and every process inside: all live in the container's own cgroup."""
+        group = CGROUPS[0] / "mailstack-lab" / self.name
+        if not group.is_dir():
+            return self.pids()
+        return [int(pid) for procs in group.rglob("cgroup.procs") for pid in procs.read_text().split()]
 
     def start(self, bridge: str) -> None:
         fresh = not self.is_prepared()
@@ -153,6 +182,8 @@ class Container(LabHost):
         for pid in self.pids():
             os.kill(pid, signal.SIGTERM)  # nspawn turns this into a clean poweroff
         self.stop_processes(grace=15)
+        # nspawn's mount propagation folder (a file or a folder, left behind after a crash).
+        shutil.rmtree(Path("/run/systemd/nspawn/propagate", f"mailstack-{self.name}"), ignore_errors=True)
         Path("/run/systemd/nspawn/propagate", f"mailstack-{self.name}").unlink(missing_ok=True)
         unmount_below(self.root)
         network.namespace_down(self.name)
@@ -167,6 +198,7 @@ class VirtualMachine(LabHost):
     """A QEMU guest (TCG) booted straight into Debian's cloud kernel, on a tap in the bridge."""
 
     kind = "qemu"
+    link_prefix = "vt"
 
     def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int):
         super().__init__(name, address, identity)

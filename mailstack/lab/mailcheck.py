@@ -1,9 +1,9 @@
 """Mail clients for the lab: Python's own smtplib and imaplib, TLS verified by name.
 
 The end-to-end tests use them, and ``mailstack lab login`` proves a round trip with them
-before it tells how to log in. The lab's hosts have no names on this machine, so clients
-connect to an address and check the certificate against the name that address serves
-(``mx1.mailstack.test``), trusting pebble's current root.
+before it tells how to log in. Clients connect to the cluster's virtual IP, as real ones do,
+and check the certificate against the public mail name, trusting pebble's current root.
+To reach one backend in particular, ``pinned`` takes the others out of HAProxy's rotation.
 """
 
 import base64
@@ -14,7 +14,10 @@ import ssl
 import time
 import urllib.request
 import uuid
+from contextlib import contextmanager
 from email.message import EmailMessage
+
+from ..services import backend_state_command
 
 # The lab users' passwords (inventories/lab.yml holds only their hashes).
 PASSWORDS = {"alice": "alice-lab-pw", "bob": "bob-lab-pw", "carol": "carol-lab-pw"}
@@ -28,19 +31,41 @@ def pebble_root(lab) -> str:
     return urllib.request.urlopen(f"https://{ns}:15000/roots/0", context=context, timeout=10).read().decode()
 
 
-def mail_host(lab, name: str, trusted: str) -> "Mx":
+def cluster(lab, trusted: str, backend: str | None = None) -> "Mx":
+    """The cluster as clients see it: its virtual IP and public name (``backend``: while pinned to it)."""
     config = lab.config
-    return Mx(str(config.hosts[name].address), config.host_fqdn(name), trusted, config.domains[0].name)
+    return Mx(str(config.cluster.virtual_ip), config.cluster.mail_hostname, trusted, config.domains[0].name, backend)
 
 
-def round_trip(lab, name: str) -> float:
-    """Submit a message from alice to bob on ``name`` (587) and read it back (993); seconds taken."""
-    started = time.monotonic()
-    mx = mail_host(lab, name, pebble_root(lab))
-    mail = message(mx.user("alice"), mx.user("bob"))
-    mx.send("alice", mail)
-    mx.wait_for("bob", mail["Subject"])
-    return time.monotonic() - started
+@contextmanager
+def pinned(lab, backend: str):
+    """Every lb host sends new connections only to ``backend``: the other mx hosts are put in
+    maintenance in HAProxy (as an operator drains a node) until the block ends."""
+    others = [name for name in lab.config.hosts_in("mx") if name != backend]
+
+    def set_state(state: str) -> None:
+        command = "; ".join(backend_state_command(name, state) for name in others)
+        for lb in lab.config.hosts_in("lb"):
+            result = lab.run(lb, command)
+            if result.returncode != 0 or result.stdout.strip():
+                raise OSError(f"{lb}: HAProxy refused '{state}' for {others}: {result.stdout}{result.stderr}")
+
+    set_state("maint")
+    try:
+        yield
+    finally:
+        set_state("ready")
+
+
+def round_trip(lab, backend: str) -> float:
+    """Through the virtual IP, pinned to ``backend``: submit alice -> bob (587), read it (993); seconds."""
+    mx = cluster(lab, pebble_root(lab), backend)
+    with pinned(lab, backend):
+        started = time.monotonic()
+        mail = message(mx.user("alice"), mx.user("bob"))
+        mx.send("alice", mail)
+        mx.wait_for("bob", mail["Subject"])
+        return time.monotonic() - started
 
 
 def tls_context(trusted: str, server_name: str) -> ssl.SSLContext:
@@ -61,18 +86,19 @@ def message(sender: str, recipient: str, subject: str | None = None, body: str =
 
 
 class Mx:
-    """One mail host of the lab, as a client sees it."""
+    """The mail service at ``address`` under the name ``name``, as a client sees it; ``host`` is
+    the backend that serves it when the client is pinned to one."""
 
-    def __init__(self, address: str, name: str, trusted: str, domain: str):
-        self.address, self.name, self.domain = address, name, domain
+    def __init__(self, address: str, name: str, trusted: str, domain: str, host: str | None = None):
+        self.address, self.name, self.domain, self.host = address, name, domain, host
         self.context = tls_context(trusted, name)
 
     def user(self, local: str) -> str:
         return f"{local}@{self.domain}"
 
-    def submission(self, login: str | None = None) -> smtplib.SMTP:
+    def submission(self, login: str | None = None, timeout: float = 20) -> smtplib.SMTP:
         """Port 587 after STARTTLS, logged in as ``login`` when given."""
-        smtp = smtplib.SMTP(self.address, 587, local_hostname="client.lab.test", timeout=20)
+        smtp = smtplib.SMTP(self.address, 587, local_hostname="client.lab.test", timeout=timeout)
         smtp.starttls(context=self.context)
         smtp.ehlo("client.lab.test")
         if login:
@@ -86,8 +112,8 @@ class Mx:
         """Port 25, as another MTA; postscreen wants the client to wait for the greeting."""
         return smtplib.SMTP(self.address, 25, local_hostname="client.lab.test", timeout=30)
 
-    def send(self, login: str, mail: EmailMessage) -> None:
-        with self.submission(login) as smtp:
+    def send(self, login: str, mail: EmailMessage, timeout: float = 20) -> None:
+        with self.submission(login, timeout) as smtp:
             smtp.send_message(mail)
 
     def imap(self, login: str) -> imaplib.IMAP4_SSL:

@@ -51,19 +51,19 @@ def link_name(prefix: str, host: str) -> str:
 
 
 def namespace_up(name: str, bridge: str, address: ipaddress.IPv4Interface) -> Path:
-    """A network namespace whose ``host0`` is a veth into the bridge, with a static address."""
+    """A network namespace whose ``eth0`` is a veth into the bridge, with a static address."""
     path = NETNS / name
     if not path.exists():
         run("ip", "netns", "add", name)
     outside = link_name("ve", name)
     if not _exists(outside):
-        run("ip", "link", "add", outside, "type", "veth", "peer", "name", "host0", "netns", name)
+        run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", name)
     run("ip", "link", "set", outside, "master", bridge, "up")
     inside = ["ip", "-n", name]
-    if str(address) not in run(*inside, "-o", "addr", "show", "dev", "host0").stdout:
-        run(*inside, "addr", "add", str(address), "dev", "host0")
+    if str(address) not in run(*inside, "-o", "addr", "show", "dev", "eth0").stdout:
+        run(*inside, "addr", "add", str(address), "dev", "eth0")
     run(*inside, "link", "set", "lo", "up")
-    run(*inside, "link", "set", "host0", "up")
+    run(*inside, "link", "set", "eth0", "up")
     return path
 
 
@@ -74,6 +74,11 @@ def namespace_down(name: str) -> None:
     outside = link_name("ve", name)
     if _exists(outside):
         run("ip", "link", "del", outside, check=False)
+
+
+def set_link(link: str, up: bool) -> None:
+    """Plug or pull a lab host's cable (its link into the bridge)."""
+    run("ip", "link", "set", link, "up" if up else "down")
 
 
 def tap_up(name: str, bridge: str) -> str:

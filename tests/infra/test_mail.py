@@ -15,9 +15,12 @@ def test_service_enabled_and_running(host, service):
     assert host.service(service).is_running
 
 
-@pytest.mark.parametrize("port", [25, 465, 587, 143, 993, 4190])
-def test_mail_ports_listen(host, port):
-    assert host.socket(f"tcp://0.0.0.0:{port}").is_listening
+@pytest.mark.parametrize("port", TLS_PORTS)
+def test_mail_ports_listen_for_the_lb_hosts_and_on_loopback(host, cluster, port):
+    address = cluster.hosts[host.backend.hostname].address
+    assert host.socket(f"tcp://{address}:{port}").is_listening
+    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
 
 
 def test_postfix_is_no_open_relay_and_speaks_modern_tls(host):

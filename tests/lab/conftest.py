@@ -12,9 +12,16 @@ def pebble_root(lab) -> str:
 
 
 @pytest.fixture(scope="session")
-def mail_host(lab, pebble_root):
-    """A client's view of one mx host, by name."""
-    return lambda name: mailcheck.mail_host(lab, name, pebble_root)
+def vip(lab, pebble_root) -> mailcheck.Mx:
+    """The cluster as a client sees it: the virtual IP, whichever backend serves."""
+    return mailcheck.cluster(lab, pebble_root)
+
+
+@pytest.fixture(scope="module", params=["mx1", "mx2"])
+def mx(request, lab, pebble_root) -> mailcheck.Mx:
+    """The cluster through the virtual IP, pinned to one backend for the whole module."""
+    with mailcheck.pinned(lab, request.param):
+        yield mailcheck.cluster(lab, pebble_root, request.param)
 
 
 @pytest.fixture(scope="module")

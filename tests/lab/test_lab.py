@@ -18,7 +18,7 @@ import dns.tsigkeyring
 import dns.update
 import pytest
 
-from tests.support import LAB_INVENTORY, PROJECT, PYINFRA, deploy, ssh
+from tests.support import LAB_INVENTORY, PROJECT, PYINFRA, changes, deploy, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -39,9 +39,7 @@ def test_status_shows_every_host_up(lab):
 
 
 def test_a_second_deploy_changes_nothing(lab):
-    report = deploy()
-    changed = {op["name"]: op["hosts_with_change"] for op in report["plan"] if op["hosts_with_change"]}
-    assert changed == {}
+    assert changes(deploy()) == {}
 
 
 def test_verify_summarises_every_host(lab):

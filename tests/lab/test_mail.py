@@ -1,7 +1,7 @@
-"""The mail core end to end on the lab's mx hosts, with real clients.
+"""The mail core end to end on each of the lab's mx hosts, with real clients.
 
-Certificates come from pebble on ns1 through certbot, so clients trust pebble's root
-(see conftest.py).
+Clients go through the virtual IP, pinned to one backend at a time (see conftest.py).
+Certificates come from pebble on ns1 through certbot, so clients trust pebble's root.
 """
 
 import smtplib
@@ -12,18 +12,13 @@ import dns.message
 import dns.query
 import pytest
 
-from mailstack.lab.mailcheck import ManageSieve, Mx, message
+from mailstack.lab.mailcheck import ManageSieve, message
 from tests.support import ssh
 
 pytestmark = pytest.mark.lab
 
 
-@pytest.fixture(scope="module", params=["mx1", "mx2"])
-def mx(request, mail_host, started) -> Mx:
-    return mail_host(request.param)
-
-
-def test_round_trip_to_a_user_and_an_alias(mx):
+def test_round_trip_to_a_user_and_an_alias(mx, started):
     direct = message(mx.user("alice"), mx.user("bob"))
     via_alias = message(mx.user("alice"), mx.user("team"))
     mx.send("alice", direct)
@@ -93,7 +88,7 @@ def test_over_quota_recipient_is_refused_at_rcpt(lab, mx):
         code, reply = smtp.rcpt(mx.user("carol"))
         assert code == 552 and b"Mailbox is full" in reply
     # A mailbox already over its quota: filled past the limit behind Dovecot's back.
-    host, carol = mx.name.split(".")[0], mx.user("carol")
+    host, carol = mx.host, mx.user("carol")
     ssh(lab, host, f"head -c 4096 /dev/zero | tr '\\0' x | sed 's/^/Subject: filler\\n\\n/' "
         f"| doveadm -o mail_plugins= save -u {carol} && doveadm quota recalc -u {carol}")
     with mx.smtp() as smtp:
@@ -132,7 +127,7 @@ def _served_serial(mx, port: int) -> int:
 
 
 def test_certificate_is_from_pebble_and_a_renewal_reloads_services(lab, mx):
-    host = mx.name.split(".")[0]
+    host = mx.host
     issuer = ssh(lab, host, "openssl x509 -noout -issuer -in /etc/letsencrypt/live/mailstack/cert.pem")
     assert "Pebble" in issuer
     before = _served_serial(mx, 993)
@@ -148,7 +143,7 @@ def test_certificate_is_from_pebble_and_a_renewal_reloads_services(lab, mx):
 
 def test_logs_hold_no_errors(lab, mx, started):
     """Last in this module: nothing failed in Postfix, Dovecot, Rspamd or Redis while the tests ran."""
-    host = mx.name.split(".")[0]
+    host = mx.host
     units = " ".join(f"-u {unit}" for unit in ("postfix@-", "postfix", "dovecot", "rspamd", "redis-server"))
     journal = ssh(lab, host, f"journalctl -q --no-pager -p err --since '{started}' {units} || true")
     assert journal.strip() == ""

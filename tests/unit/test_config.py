@@ -23,7 +23,7 @@ def test_sizes_and_defaults_are_normalised():
     config = load(FIXTURES / "minimal.yml")
     assert config.mail.default_quota == 2 * 1024**3
     assert config.postmaster == "postmaster@example.com"
-    assert config.firewall.rate_limits["submission"].new_per_minute == 10
+    assert config.firewall.rate_limits.submission.new_per_minute == 10
 
 
 def _expected(fixture: Path) -> str:

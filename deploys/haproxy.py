@@ -1,0 +1,32 @@
+"""HAProxy on the lb hosts: the mail services of the virtual IP, balanced over the mx hosts."""
+
+from pyinfra.api import deploy
+from pyinfra.operations import apt, server, systemd
+
+from deploys.common import component_files
+
+# systemd reports a reload as done even when HAProxy could not load the new file (it keeps
+# the old workers and logs "Loading failure!"): a worker newer than the file proves the load.
+LOADED = (
+    "for attempt in $(seq 20); do"
+    " worker=$(pgrep -n -x haproxy)"
+    ' && [ "$(stat -c %Y /proc/$worker)" -ge "$(stat -c %Y /etc/haproxy/haproxy.cfg)" ] && exit 0;'
+    " sleep 0.5; done;"
+    " echo 'HAProxy did not load /etc/haproxy/haproxy.cfg; see journalctl -u haproxy' >&2; exit 1"
+)
+
+
+@deploy("HAProxy")
+def haproxy():
+    # socat talks to HAProxy's admin socket: draining a backend (docs/ha.md).
+    apt.packages(name="Install HAProxy", packages=["haproxy", "socat"])
+    files = component_files(name="Configure HAProxy", component_name="haproxy")
+    server.shell(
+        name="Allow binding the virtual IP before holding it",
+        commands=["sysctl -q -p /etc/sysctl.d/60-mailstack-lb.conf"],
+        _if=files.did_change,
+    )
+    systemd.service(name="Run HAProxy", service="haproxy", running=True, enabled=True)
+    # A reload hands the listening sockets to new workers: open sessions keep going.
+    reload = systemd.service(name="Reload HAProxy", service="haproxy", reloaded=True, _if=files.did_change)
+    server.shell(name="Check HAProxy took the configuration", commands=[LOADED], _if=reload.did_change)

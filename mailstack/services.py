@@ -1,0 +1,55 @@
+"""The public mail services the cluster offers through its virtual IP.
+
+HAProxy's frontends and health checks, the backends' PROXY listeners and the tests all
+read this one list.
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from .config import Config
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    protocol: Literal["smtp", "imap", "sieve"]
+    """What HAProxy's health check speaks to the backend."""
+    implicit_tls: bool
+    """TLS from the first byte (465, 993): health checks speak TLS too."""
+    limit: str
+    """Its class in ``firewall.rate_limits``."""
+
+
+SERVICES = (
+    Service("smtp", 25, "smtp", False, "smtp"),
+    Service("submissions", 465, "smtp", True, "submission"),
+    Service("submission", 587, "smtp", False, "submission"),
+    Service("imap", 143, "imap", False, "imap"),
+    Service("imaps", 993, "imap", True, "imap"),
+    Service("sieve", 4190, "sieve", False, "sieve"),
+)
+REPLICATION_PORT = 12345  # Dovecot's doveadm listener, for dsync between the mx hosts
+STATS_PORT = 8404  # HAProxy's stats page and Prometheus metrics, on localhost only
+HAPROXY_PEERS_PORT = 10000  # HAProxy's peers share which backend is active, between the lb hosts
+
+
+def listen(address, port: int) -> str:
+    """``address:port``, with IPv6 addresses in brackets."""
+    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
+
+
+def addresses(config: Config, group: str) -> list[str]:
+    return [str(config.hosts[name].address) for name in config.hosts_in(group)]
+
+
+def backend_state_command(backend: str, state: Literal["ready", "drain", "maint"]) -> str:
+    """Shell command for an lb host: set mx host ``backend`` to ``state`` in every service.
+
+    ``drain`` lets open sessions finish and sends no new ones; ``maint`` also stops health
+    checks; ``ready`` takes the host back. HAProxy prints nothing when all went well.
+    """
+    commands = ";".join(f"set server {service.name}/{backend} state {state}" for service in SERVICES)
+    return f"echo '{commands}' | socat stdio /run/haproxy/admin.sock"
+

@@ -1,0 +1,45 @@
+"""The front on lb hosts: HAProxy balances the mail services of the virtual IP, Keepalived moves it."""
+
+import pytest
+import testinfra
+
+from mailstack.services import SERVICES
+
+GROUPS = ["lb"]
+
+
+@pytest.mark.parametrize("service", ["haproxy", "keepalived"])
+def test_front_services_enabled_and_running(host, service):
+    assert host.service(service).is_enabled
+    assert host.service(service).is_running
+
+
+def test_haproxy_sees_every_backend_up(host, cluster):
+    stats = host.check_output("echo 'show stat' | socat stdio /run/haproxy/admin.sock")
+    status = {tuple(line.split(",")[:2]): line.split(",")[17] for line in stats.splitlines()[1:] if line}
+    for service in SERVICES:
+        for backend in cluster.hosts_in("mx"):
+            assert status[(service.name, backend)] == "UP", (service.name, backend)
+
+
+def test_haproxy_listens_on_the_virtual_ip_and_its_stats_on_loopback_only(host, cluster):
+    for service in SERVICES:
+        assert host.socket(f"tcp://{cluster.cluster.virtual_ip}:{service.port}").is_listening
+    listening = host.check_output("ss -Hltn 'sport = :8404'")
+    assert "127.0.0.1:8404" in listening and "0.0.0.0:8404" not in listening
+
+
+def test_exactly_one_lb_holds_the_virtual_ip(host, cluster):
+    """Asked on every lb host, answered for all of them."""
+    holders = []
+    for name in cluster.hosts_in("lb"):
+        peer = testinfra.get_host(f"ssh://{name}", ssh_config=str(cluster.secrets_dir / "ssh_config"))
+        addresses = peer.check_output("ip -o -4 addr show; ip -o -6 addr show")
+        if f" {cluster.cluster.virtual_ip}/" in addresses:
+            holders.append(name)
+    assert len(holders) == 1, holders
+
+
+def test_keepalived_secret_is_private(host):
+    config = host.file("/etc/keepalived/keepalived.conf")
+    assert config.mode == 0o600 and config.user == "root"

@@ -1,0 +1,16 @@
+"""Replication between the mx hosts: Dovecot's replicator keeps every mailbox on each of them."""
+
+GROUPS = ["mx"]
+
+
+def test_replication_with_every_peer_succeeds(host, cluster):
+    """The replicator knows every user and its last dsync with the peers did not fail."""
+    status = host.check_output("doveadm replicator status '*'").splitlines()[1:]
+    users = {line.split()[0]: line.split() for line in status}
+    assert set(users) == {user.address for user in cluster.users}
+    assert all(columns[-1] == "-" for columns in users.values()), status  # the "failed" column
+
+
+def test_replication_password_is_private(host):
+    secret = host.file("/etc/dovecot/replication.conf")
+    assert secret.mode == 0o640 and secret.user == "root" and secret.group == "dovecot"
