@@ -65,6 +65,11 @@ def _hosts(config: Config) -> Iterator[Problem]:
     for group in ("lb", "mx"):
         if not config.hosts_in(group):
             yield ("hosts",), f"no host in group '{group}'"
+    if len(config.hosts_in("mx")) > 2:
+        yield ("hosts",), (
+            f"{len(config.hosts_in('mx'))} hosts in group 'mx'; Dovecot replicates mailboxes between a pair,"
+            " so give one or two (docs/ha.md)"
+        )
     names = list(config.hosts)
     for index, twin in _first_seen(config.hosts.values(), lambda host: host.address):
         yield ("hosts", names[index], "address"), f"same address as host {names[twin]}"

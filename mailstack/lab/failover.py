@@ -5,6 +5,7 @@ both use them.
 
 import smtplib
 import socket
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,3 +88,44 @@ def wait_for(condition, limit: float, what: str, interval: float = 0.5) -> float
             raise TimeoutError(f"{what}: not within {limit} s")
         time.sleep(interval)
     return time.monotonic() - started
+
+
+def vip_holder(lab) -> str | None:
+    """The first lb host that says it holds the virtual IP; a host that does not answer holds nothing."""
+    for name in lab.config.hosts_in("lb"):
+        try:
+            addresses = lab.run(name, "ip -o addr show", timeout=5).stdout
+        except subprocess.TimeoutExpired:
+            continue
+        if f" {lab.config.cluster.virtual_ip}/" in addresses:
+            return name
+    return None
+
+
+def backends_up(lab, lb: str) -> set[str]:
+    try:
+        stats = lab.run(lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock", timeout=5).stdout
+    except subprocess.TimeoutExpired:
+        return set()
+    rows = [line.split(",") for line in stats.splitlines()[1:] if line]
+    return {row[1] for row in rows if row[0] == "submission" and row[1] in lab.config.hosts and row[17] == "UP"}
+
+
+def cluster_whole(lab) -> bool:
+    """The first lb holds the address again and every lb sees every backend up."""
+    mx = set(lab.config.hosts_in("mx"))
+    lbs = lab.config.hosts_in("lb")
+    return vip_holder(lab) == lbs[0] and all(backends_up(lab, lb) == mx for lb in lbs)
+
+
+def make_whole(lab, limit: float = 180) -> None:
+    """Boot what is down, plug what is pulled, start the front's services, and wait until the
+    cluster is whole again."""
+    for host in lab.hosts:
+        if not host.is_running():
+            lab.start(host.name)
+        lab.set_link(host.name, up=True)
+    for name in lab.config.hosts_in("lb"):
+        lab.run(name, "systemctl start haproxy keepalived")
+    wait_for(lambda: cluster_whole(lab), limit, "the cluster whole again")
+

@@ -18,26 +18,6 @@ pytestmark = pytest.mark.lab
 TAKEOVER_BOUND = 10  # seconds; the measured figures are printed by bench/failover.py
 
 
-def vip_holder(lab) -> str | None:
-    for name in lab.config.hosts_in("lb"):
-        if lab.host(name).is_running() and f" {lab.config.cluster.virtual_ip}/" in ssh(lab, name, "ip -o addr show"):
-            return name
-    return None
-
-
-def backends_up(lab, lb: str) -> set[str]:
-    stats = ssh(lab, lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock")
-    rows = [line.split(",") for line in stats.splitlines()[1:] if line]
-    return {row[1] for row in rows if row[0] == "submission" and row[1] in lab.config.hosts and row[17] == "UP"}
-
-
-def cluster_whole(lab) -> bool:
-    """The first lb holds the address again and every lb sees every backend up."""
-    mx = set(lab.config.hosts_in("mx"))
-    lbs = lab.config.hosts_in("lb")
-    return vip_holder(lab) == lbs[0] and all(backends_up(lab, lb) == mx for lb in lbs)
-
-
 def all_readable(vip, subjects: list[str], limit: float = 90) -> list[str]:
     """The subjects not found in bob's inbox through the virtual IP within ``limit`` seconds."""
     missing = list(subjects)
@@ -55,13 +35,9 @@ def all_readable(vip, subjects: list[str], limit: float = 90) -> list[str]:
 @pytest.fixture
 def whole(lab):
     """The test starts and ends with the whole cluster up, whatever it broke."""
-    failover.wait_for(lambda: cluster_whole(lab), 120, "cluster whole before the test")
+    failover.wait_for(lambda: failover.cluster_whole(lab), 120, "cluster whole before the test")
     yield
-    for host in lab.hosts:
-        if not host.is_running():
-            lab.start(host.name)
-        lab.set_link(host.name, up=True)
-    failover.wait_for(lambda: cluster_whole(lab), 180, "cluster whole after the test")
+    failover.make_whole(lab)
 
 
 def test_round_trip_through_the_virtual_ip_logs_the_client_address(lab, vip):
@@ -116,7 +92,7 @@ def test_front_failover_loses_no_accepted_message(lab, vip, whole):
         time.sleep(3)
     print(f"virtual IP answered from the other lb {takeover:.2f} s after {first} crashed; "
           f"client outage {loop.outage(crashed):.2f} s; {len(loop.accepted)} accepted, {len(loop.errors)} errors")
-    assert vip_holder(lab) != first
+    assert failover.vip_holder(lab) != first
     assert takeover < TAKEOVER_BOUND
     assert all_readable(vip, [subject for subject, _ in loop.accepted]) == []
 
@@ -143,16 +119,15 @@ def test_rolling_deploy_loses_no_accepted_message(lab, vip, whole, tmp_path):
     changed = tmp_path / "lab.py"
     changed.write_text(LAB_INVENTORY.read_text())
     (tmp_path / "secrets").symlink_to(LAB_INVENTORY.parent / "secrets")
-    (tmp_path / "lab.yml").write_text(
-        LAB_INVENTORY.with_suffix(".yml").read_text().replace("new_per_minute: 6000", "new_per_minute: 5000")
-        + "\nmail:\n  message_size_limit: 40M\n"
-    )
+    settings = LAB_INVENTORY.with_suffix(".yml").read_text()
+    settings = settings.replace("new_per_minute: 6000", "new_per_minute: 5000")
+    (tmp_path / "lab.yml").write_text(settings.replace("mail:\n", "mail:\n  message_size_limit: 40M\n"))
     with failover.SubmitLoop(vip) as loop:
         failover.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the deploy", 0.1)
         report = deploy(changed, "--serial", "--fail-percent", "0")
         time.sleep(2)
     changed_hosts = {host for hosts in changes(report).values() for host in hosts}
     assert set(lab.config.hosts_in("lb")) | set(lab.config.hosts_in("mx")) <= changed_hosts
-    print(f"rolling deploy: {len(loop.accepted)} accepted, {len(loop.errors)} errors")
+    print(f"rolling deploy: {len(loop.accepted)} accepted, {len(loop.errors)} errors: {set(loop.errors[:5])}")
     assert all_readable(vip, [subject for subject, _ in loop.accepted]) == []
     deploy()  # back to the lab's own configuration
