@@ -10,6 +10,7 @@ from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
 from pyinfra.facts.files import File, Sha1File
 
+from facts.ssh import DeployerAddress
 from mailstack.components import ManagedFile, component
 from mailstack.config import Config, load
 from mailstack.render import render
@@ -38,6 +39,18 @@ def _is_current(managed: ManagedFile, content: str) -> bool:
     )
 
 
+def deployer() -> str | None:
+    """Where this deploy comes from, as the host sees it (without sudo, which drops $SSH_CONNECTION)."""
+    return host.get_fact(DeployerAddress, _sudo=False)
+
+
+def rendered_files(component_name: str) -> dict[ManagedFile, str]:
+    """A component's files as the configuration renders them for the current host."""
+    config = cluster_config()
+    files = component(component_name).managed_files(config)
+    return {managed: render(config, host.name, managed, deployer=deployer()) for managed in files}
+
+
 @operation()
 def component_files(component_name: str):
     """
@@ -58,9 +71,8 @@ def component_files(component_name: str):
         files = component_files(name="Configure Postfix", component_name="postfix")
         systemd.service(service="postfix", reloaded=True, _if=files.did_change)
     """
-    config = cluster_config()
     wanted = component(component_name)
-    rendered = {managed: render(config, host.name, managed) for managed in wanted.managed_files(config)}
+    rendered = rendered_files(wanted.name)
     stale = [managed for managed, content in rendered.items() if not _is_current(managed, content)]
     if not stale:
         host.noop(f"{component_name} files are up to date")

@@ -24,10 +24,13 @@ from deploys.base import base
 from deploys.certbot import certbot
 from deploys.common import all_hosts_reach, cluster_config
 from deploys.dovecot import dovecot
+from deploys.fail2ban import fail2ban
+from deploys.firewall import firewall
 from deploys.haproxy import haproxy
 from deploys.keepalived import keepalived
 from deploys.postfix import postfix
 from deploys.rspamd import rspamd
+from deploys.sshd import sshd
 from deploys.tls import tls
 from mailstack.components import components_for
 
@@ -40,6 +43,7 @@ def step(component_deploy) -> None:
 
 
 step(base)  # first: the apt proxy and base packages come before any component's packages
+step(sshd)
 step(tls)  # certificates before the services that serve them
 step(certbot)
 step(rspamd)  # before Postfix, whose milter it is
@@ -47,4 +51,6 @@ step(postfix)
 step(dovecot)  # after Postfix: its LMTP and auth sockets live in Postfix's spool
 all_hosts_reach("every backend is converged", name="Converge the backends before the front")
 step(haproxy)
-step(keepalived)  # last: the virtual IP moves only to a host whose HAProxy runs
+step(keepalived)  # the virtual IP moves only to a host whose HAProxy runs
+step(firewall)  # every service it opens a port for is in place
+step(fail2ban)  # its bans go into the firewall's tables

@@ -77,6 +77,25 @@ KEEPALIVED_CHECK = (
 )
 
 
+FIREWALL_FILES = tuple(
+    ManagedFile(f"/etc/mailstack/firewall/rules.v{family}", mode="600",
+                template_path="/etc/mailstack/firewall/rules", values=(("family", family),))
+    for family in (4, 6)
+) + (ManagedFile("/usr/local/sbin/mailstack-firewall", mode="755"),)
+FIREWALL_CHECK = (
+    "iptables-restore --test {root}/etc/mailstack/firewall/rules.v4"
+    " && ip6tables-restore --test {root}/etc/mailstack/firewall/rules.v6"
+    " && sh -n {root}/usr/local/sbin/mailstack-firewall"
+)
+
+
+# fail2ban-client tests a whole configuration folder: the shipped one with the staged files over it.
+FAIL2BAN_CHECK = (
+    "cp -a /etc/fail2ban {root}/fail2ban-check && cp -a {root}/etc/fail2ban/. {root}/fail2ban-check/"
+    " && fail2ban-client -c {root}/fail2ban-check --test >/dev/null"
+)
+
+
 def tls_files(config: Config) -> tuple[ManagedFile, ...]:
     """The host's chain and key; with the internal CA also the CA, which replication peers trust."""
     files = (ManagedFile("/etc/mailstack/tls/fullchain.pem"), ManagedFile("/etc/mailstack/tls/privkey.pem", mode="600"))
@@ -103,6 +122,23 @@ COMPONENTS = (
             ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
         ),
         check="apt-config -c {root}/etc/apt/apt.conf.d/90mailstack dump >/dev/null",
+    ),
+    Component(
+        "sshd",
+        EVERY_HOST,
+        files=(ManagedFile("/etc/ssh/sshd_config.d/mailstack.conf"),),
+        # sshd -t wants its privilege separation folder, which only a running sshd has made.
+        check="install -d -m 755 /run/sshd && sshd -t -f {root}/etc/ssh/sshd_config.d/mailstack.conf",
+    ),
+    Component("firewall", EVERY_HOST, files=FIREWALL_FILES, check=FIREWALL_CHECK),
+    Component(
+        "fail2ban",
+        EVERY_HOST,
+        files=(
+            ManagedFile("/etc/fail2ban/jail.d/mailstack.local"),
+            ManagedFile("/etc/fail2ban/action.d/mailstack-proxy.conf"),
+        ),
+        check=FAIL2BAN_CHECK,
     ),
     Component(
         "bind",

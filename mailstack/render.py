@@ -8,7 +8,7 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 
-from . import TEMPLATES, dkim, keys, services, tls
+from . import TEMPLATES, dkim, firewall, keys, services, tls
 from .components import ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
@@ -16,9 +16,10 @@ from .config.types import format_size
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
 
 
-def template_context(config: Config, host_name: str, review: bool = False) -> dict:
+def template_context(config: Config, host_name: str, review: bool = False, deployer: str | None = None) -> dict:
     """What every template sees. For review (``mailstack render``) a secret the operator has
-    not supplied yet is shown as a placeholder; a deploy stops on it instead."""
+    not supplied yet is shown as a placeholder; a deploy stops on it instead. ``deployer`` is
+    the address a deploy comes from, as the host sees it (unknown in review)."""
     return {
         "config": config,
         "host_name": host_name,
@@ -30,6 +31,9 @@ def template_context(config: Config, host_name: str, review: bool = False) -> di
         "stats_port": services.STATS_PORT,
         "replication_port": services.REPLICATION_PORT,
         "haproxy_peers_port": services.HAPROXY_PEERS_PORT,
+        "deployer": deployer,
+        "allowances": firewall.allowances(config, host_name, deployer),
+        "rollback_seconds": config.firewall.confirm_seconds + 15,
         "listen": services.listen,
         "addresses": lambda group: services.addresses(config, group),
         "peers": lambda group: [name for name in config.hosts_in(group) if name != host_name],
@@ -66,10 +70,12 @@ def _secret(config: Config, name: str, review: bool) -> str:
         raise ConfigError(config.source, [f"{config.source}: missing secret file {path}"]) from None
 
 
-def render(config: Config, host_name: str, managed: ManagedFile, review: bool = False) -> str:
+def render(
+    config: Config, host_name: str, managed: ManagedFile, review: bool = False, deployer: str | None = None
+) -> str:
     # pyinfra's own template loader (StrictUndefined, trailing newline kept), as files.template uses.
     template = get_template(managed.template, {"loader": FileSystemLoader(str(TEMPLATES))})
-    return template.render({**template_context(config, host_name, review), **dict(managed.values)})
+    return template.render({**template_context(config, host_name, review, deployer), **dict(managed.values)})
 
 
 def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:

@@ -12,6 +12,19 @@ PYINFRA = Path(sys.executable).with_name("pyinfra")
 DEPLOY_TIMEOUT = 1200  # a hung deploy fails the tests instead of holding CI until its limit
 
 
+def lab_variant(folder: Path, replacements: dict[str, str]) -> Path:
+    """A copy of the lab's inventory in ``folder``, with the same secrets and hosts, whose YAML
+    has each key of ``replacements`` replaced by its value (every text must be present)."""
+    settings = LAB_INVENTORY.with_suffix(".yml").read_text()
+    for old, new in replacements.items():
+        assert old in settings, old
+        settings = settings.replace(old, new)
+    (folder / "lab.yml").write_text(settings)
+    (folder / "secrets").symlink_to(LAB_INVENTORY.parent / "secrets")
+    (folder / "lab.py").write_text(LAB_INVENTORY.read_text())
+    return folder / "lab.py"
+
+
 def run_deploy(inventory: Path = LAB_INVENTORY, *options: str) -> subprocess.CompletedProcess:
     """Run the whole deploy with pyinfra's CLI, as an operator does."""
     return subprocess.run(

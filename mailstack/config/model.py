@@ -300,6 +300,19 @@ class Firewall(Section):
     admin_networks: list[IPvAnyNetwork] = setting(
         [], example=["198.51.100.0/24"], doc="Networks allowed to SSH, besides the deploying machine."
     )
+    allow_deployer: bool = setting(
+        True,
+        example=False,
+        doc="Also allow SSH from the address the deploy comes from (as the host sees it), whatever admin_networks say.",
+    )
+    confirm_seconds: int = setting(
+        30,
+        example=60,
+        doc="After new rules go live the deploying machine must open a new SSH connection within this time,"
+        " or the previous rules are restored.",
+        ge=5,
+        le=600,
+    )
     rate_limits: RateLimits = setting(
         RateLimits(),
         example={"imap": {"new_per_minute": 10, "concurrent": 10}},

@@ -3,7 +3,7 @@
 import pytest
 
 from mailstack.lab.mailcheck import message
-from tests.support import LAB_INVENTORY, changes, deploy, run_deploy, ssh
+from tests.support import changes, deploy, lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
 
@@ -11,12 +11,7 @@ pytestmark = pytest.mark.lab
 @pytest.fixture
 def broken_inventory(tmp_path):
     """The lab's inventory with one main.cf setting Postfix does not know."""
-    (tmp_path / "lab.py").write_text(LAB_INVENTORY.read_text())
-    (tmp_path / "secrets").symlink_to(LAB_INVENTORY.parent / "secrets")
-    (tmp_path / "lab.yml").write_text(
-        LAB_INVENTORY.with_suffix(".yml").read_text() + "\nmail:\n  postfix_extra: {smtpd_no_such_setting: \"yes\"}\n"
-    )
-    return tmp_path / "lab.py"
+    return lab_variant(tmp_path, {"mail:\n": 'mail:\n  postfix_extra: {smtpd_no_such_setting: "yes"}\n'})
 
 
 def test_rejected_postfix_setting_stops_the_deploy_and_mail_keeps_flowing(lab, broken_inventory, vip):

@@ -1,0 +1,44 @@
+"""The firewall and hardening on every host: drop by default, open only what the roles need,
+keys-only SSH, fail2ban watching the logins."""
+
+import pytest
+
+from mailstack.firewall import allowances
+
+
+@pytest.mark.parametrize("command", ["iptables", "ip6tables"])
+def test_input_policy_is_drop(host, command):
+    assert host.check_output(f"{command} -S INPUT").splitlines()[0] == "-P INPUT DROP"
+
+
+def test_only_configured_ports_are_open(host, cluster):
+    """Every TCP or UDP port the IPv4 rules accept is one the configuration opens for this host's roles."""
+    rules = host.check_output("iptables -S INPUT").splitlines()
+    opened = {
+        (words[words.index("-p") + 1], int(words[words.index("--dport") + 1]))
+        for words in (rule.split() for rule in rules)
+        if "--dport" in words and words[-1] == "ACCEPT"
+    }
+    expected = {(rule.protocol, rule.port) for rule in allowances(cluster, host.backend.hostname) if rule.port}
+    expected.add(("tcp", cluster.ssh.port))
+    assert opened == expected
+
+
+def test_rules_are_saved_for_the_next_boot(host):
+    for family in ("v4", "v6"):
+        saved, wanted = host.file(f"/etc/iptables/rules.{family}"), host.file(f"/etc/mailstack/firewall/rules.{family}")
+        assert saved.mode == 0o600 and saved.content_string == wanted.content_string
+    assert host.service("netfilter-persistent").is_enabled
+
+
+def test_ssh_takes_keys_only(host):
+    settings = host.check_output("sshd -T").splitlines()
+    assert "passwordauthentication no" in settings
+    assert "kbdinteractiveauthentication no" in settings
+    assert "permitrootlogin without-password" in settings
+
+
+def test_fail2ban_watches_the_logins(host, cluster):
+    jails = host.check_output("fail2ban-client status | sed -n 's/.*Jail list:\\s*//p'").replace(",", " ").split()
+    mail = {"postfix-sasl", "dovecot"} if "mx" in cluster.hosts[host.backend.hostname].groups else set()
+    assert set(jails) == {"sshd"} | mail

@@ -1,0 +1,136 @@
+"""The firewall from the outside: a port scan of every lab host, per-source limits, fail2ban
+bans by the client's real address, and rules that would lock the deploy out rolled back."""
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+from contextlib import contextmanager
+
+import pytest
+
+from mailstack.firewall import allowances
+from mailstack.lab import failover
+from mailstack.lab.system import run
+from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, run_deploy, ssh
+
+pytestmark = pytest.mark.lab
+EXTRA_PORTS = {80, 443, 3306, 5432, 6379, 8080, 8404, 10000, 11332, 11333, 11334, 12340, 12345, 14000, 15000}
+
+
+async def _open_ports(address: str, ports: set[int]) -> set[int]:
+    gate = asyncio.Semaphore(400)
+
+    async def is_open(port: int) -> bool:
+        async with gate:
+            try:
+                _, writer = await asyncio.wait_for(asyncio.open_connection(address, port), 2)
+            except (OSError, asyncio.TimeoutError):
+                return False
+            writer.close()
+            return True
+
+    ports = sorted(ports)
+    return {port for port, found in zip(ports, await asyncio.gather(*map(is_open, ports))) if found}
+
+
+def expected_open(lab, name: str, me: str, address: str) -> set[int]:
+    """TCP ports the configuration opens to this machine at ``address`` of host ``name``."""
+    return {
+        rule.port
+        for rule in allowances(lab.config, name, me)
+        if rule.protocol == "tcp" and rule.destination in (None, address)
+        and (not rule.sources or any(ipaddress.ip_address(me) in ipaddress.ip_network(s) for s in rule.sources))
+    }
+
+
+def test_a_port_scan_finds_exactly_the_configured_ports(lab):
+    me = str(lab.config.lab.address.ip)
+    candidates = set(range(1, 1025)) | EXTRA_PORTS
+    targets = [(name, str(host.address)) for name, host in lab.config.hosts.items()]
+    targets.append((failover.vip_holder(lab), str(lab.config.cluster.virtual_ip)))
+    for name, address in targets:
+        wanted = expected_open(lab, name, me, address)
+        assert asyncio.run(_open_ports(address, candidates | wanted)) == wanted, (name, address)
+
+
+@contextmanager
+def spare_addresses(lab, count: int):
+    """Extra addresses of this machine on the lab bridge: clients other than the usual one."""
+    network = lab.config.lab.address.network
+    taken = {lab.config.lab.address.ip, lab.config.cluster.virtual_ip} | {h.address for h in lab.config.hosts.values()}
+    spare = [str(address) for address in network.hosts() if address not in taken][-count:]
+    for address in spare:
+        run("ip", "addr", "add", f"{address}/{network.prefixlen}", "dev", lab.config.lab.bridge)
+    try:
+        yield spare
+    finally:
+        for address in spare:
+            run("ip", "addr", "del", f"{address}/{network.prefixlen}", "dev", lab.config.lab.bridge, check=False)
+
+
+def connects(source: str, address: str, port: int) -> bool:
+    try:
+        with socket.create_connection((address, port), timeout=2, source_address=(source, 0)):
+            return True
+    except OSError:
+        return False
+
+
+def test_new_connections_over_the_limit_are_dropped_for_that_address_only(lab):
+    limit = lab.config.firewall.rate_limits.sieve.new_per_minute
+    vip = str(lab.config.cluster.virtual_ip)
+    with spare_addresses(lab, 2) as (first, second):
+        assert all(connects(first, vip, 4190) for _ in range(limit))
+        assert not connects(first, vip, 4190)
+        assert connects(second, vip, 4190)
+
+
+def imap_greeting(source: str, address: str, context: ssl.SSLContext, password: str | None = None) -> bytes:
+    """The IMAPS greeting a client at ``source`` gets (b"" if none); with ``password``, then a
+    login that fails (Dovecot answers later after each failure from one address)."""
+    try:
+        with socket.create_connection((address, 993), timeout=5, source_address=(source, 0)) as raw:
+            with context.wrap_socket(raw) as tls:
+                greeting = tls.recv(200)
+                if password and greeting:
+                    tls.sendall(f"a LOGIN alice@mailstack.test {password}\r\n".encode())
+                    tls.settimeout(30)
+                    tls.recv(200)
+                return greeting
+    except OSError:
+        return b""
+
+
+def banned(lab) -> set[str]:
+    """Addresses the mx hosts' dovecot jails ban now."""
+    listed = (ssh(lab, name, "fail2ban-client get dovecot banned") for name in lab.config.hosts_in("mx"))
+    return {address for text in listed for address in text.replace("[", " ").replace("]", " ").replace(",", " ")
+            .replace("'", " ").split()}
+
+
+def test_failed_logins_ban_the_real_client_address_until_the_ban_ends(lab, vip):
+    address = str(lab.config.cluster.virtual_ip)
+    with spare_addresses(lab, 2) as (attacker, bystander):
+        for _ in range(lab.config.firewall.fail2ban.maxretry):  # fewer if earlier failures still count
+            if not imap_greeting(attacker, address, vip.context, password="wrong"):
+                break
+        failover.wait_for(lambda: not imap_greeting(attacker, address, vip.context), 30, "the ban")
+        assert attacker in banned(lab)  # by its own address, not the lb's
+        assert imap_greeting(bystander, address, vip.context).startswith(b"* OK")
+        failover.wait_for(lambda: imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
+        assert attacker not in banned(lab)
+
+
+def test_rules_that_lock_out_the_deploy_are_rolled_back(lab, tmp_path):
+    locked_out = lab_variant(tmp_path, {
+        "firewall:\n": "firewall:\n  allow_deployer: false\n  admin_networks: [192.0.2.0/24]\n  confirm_seconds: 10\n"
+    })
+    rules = "iptables -S; sha1sum /etc/iptables/rules.v4"
+    before = ssh(lab, "mx2", rules)
+    result = run_deploy(locked_out, "--limit", "mx2")
+    assert result.returncode != 0
+    assert "the previous rules are back" in result.stdout + result.stderr
+    assert ssh(lab, "mx2", rules) == before  # a new SSH connection, and the old rules
+    deploy(LAB_INVENTORY, "--limit", "mx2")  # the lab's own rule files back in /etc/mailstack
+    assert changes(deploy(LAB_INVENTORY, "--limit", "mx2")) == {}
