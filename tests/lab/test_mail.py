@@ -4,6 +4,7 @@ Clients go through the virtual IP, pinned to one backend at a time (see conftest
 Certificates come from pebble on ns1 through certbot, so clients trust pebble's root.
 """
 
+import re
 import smtplib
 import time
 
@@ -141,9 +142,13 @@ def test_certificate_is_from_pebble_and_a_renewal_reloads_services(lab, mx):
     assert serial != before
 
 
+# A Dovecot reload (the certificate renewal above) ends the peer's dsync sessions it serves;
+# the replicator on this host logs that as an error and syncs again.
+CUT_BY_PEER_RELOAD = re.compile(r"doveadm\([^)]*\)<[^>]*><[^>]*>: Error: read\(SSL [0-9.]+\) failed: EOF")
+
+
 def test_logs_hold_no_errors(lab, mx, started):
     """Last in this module: nothing failed in Postfix, Dovecot, Rspamd or Redis while the tests ran."""
-    host = mx.host
     units = " ".join(f"-u {unit}" for unit in ("postfix@-", "postfix", "dovecot", "rspamd", "redis-server"))
-    journal = ssh(lab, host, f"journalctl -q --no-pager -p err --since '{started}' {units} || true")
-    assert journal.strip() == ""
+    journal = ssh(lab, mx.host, f"journalctl -q --no-pager -p err --since '{started}' {units} || true")
+    assert [line for line in journal.splitlines() if not CUT_BY_PEER_RELOAD.search(line)] == []
