@@ -3,6 +3,7 @@
 import argparse
 import getpass
 import imaplib
+import json
 import os
 import smtplib
 import subprocess
@@ -11,7 +12,10 @@ import tempfile
 from pathlib import Path
 from xml.etree import ElementTree
 
-from . import PROJECT, users
+from dns import exception as dns_exception
+
+from . import PROJECT, records, tls, users
+from . import dns as dns_records
 from .config import GROUPS, ConfigError
 from .config.types import format_size
 from .inventory import load_for
@@ -43,6 +47,51 @@ def render(args) -> int:
         out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
         written = render_host(config, name, out)
         print(f"{name}: {len(written)} files in {out}")
+    return 0
+
+
+def dns(args) -> int:
+    """The DNS records the cluster needs: print them, publish them (RFC 2136), or check them."""
+    config = load_for(args.inventory)
+    if args.action == "records":
+        return _print_records(config, args.format)
+    if config.dns is None and (args.action == "push" or not args.resolver):
+        raise ConfigError(config.source, [f"{config.source}: dns: no dns section; which server holds the zone?"])
+    try:
+        if args.action == "push":
+            lines = dns_records.push(config, dry_run=args.dry_run)
+            print("\n".join(lines) if lines else "nothing to change")
+            return 0
+        differences = dns_records.compare(config, args.resolver)
+    except (OSError, RuntimeError, dns_exception.DNSException) as error:
+        print(f"mailstack dns: {error}", file=sys.stderr)
+        return 1
+    for difference in differences:
+        wanted, found = " | ".join(difference.wanted), " | ".join(difference.found) or "-"
+        print(f"{difference.status:8} {difference.name} {difference.type}  expected: {wanted}  found: {found}")
+    problems = dns_records.semantic_problems(config, differences)
+    for problem in problems:
+        print(f"PROBLEM  {problem}")
+    return 1 if problems or any(d.status != "OK" for d in differences) else 0
+
+
+def _print_records(config, output_format: str) -> int:
+    certificates = tls.served_certificates(config)
+    found = records.records(config, certificates)
+    ptr = records.reverse_dns(config)
+    if output_format == "json":
+        print(json.dumps({
+            "records": [{"name": r.name, "type": r.type, "value": r.value, "why": r.why} for r in found],
+            "reverse_dns_to_request": [{"address": address, "name": name} for address, name in ptr],
+        }, indent=2))
+        return 0
+    for record in found:
+        print(f"; {record.why}\n{record.zone_line()}")
+    if unasked := [name for name in config.hosts_in("mx") if name not in certificates]:
+        print(f"; TLSA for port 25 is missing: {', '.join(unasked)} could not be asked for the certificate (SSH)")
+    print("; Reverse DNS (PTR) is published by whoever owns the addresses; ask them for:")
+    for address, name in ptr:
+        print(f";   {address} -> {name}")
     return 0
 
 
@@ -177,6 +226,14 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
     _inventory_option(sub)
     sub.set_defaults(run=user)
+
+    sub = commands.add_parser("dns", help=dns.__doc__, description=dns.__doc__)
+    sub.add_argument("action", choices=["records", "push", "check"])
+    sub.add_argument("--format", choices=["zone", "json"], default="zone", help="records: output format")
+    sub.add_argument("--dry-run", action="store_true", help="push: print the changes only")
+    sub.add_argument("--resolver", help="check: ask this server instead of the configured authority")
+    _inventory_option(sub)
+    sub.set_defaults(run=dns)
 
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
     sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])

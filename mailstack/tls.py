@@ -5,10 +5,12 @@
 - ``files``: the operator's own certificate chain and key.
 """
 
+import subprocess
 from pathlib import Path
 
 from . import keys
 from .config import Config
+from .ssh import ssh_config
 
 CERT_NAME = "mailstack"
 ACME_LIVE = f"/etc/letsencrypt/live/{CERT_NAME}"
@@ -52,3 +54,23 @@ def certificate_files(config: Config, host_name: str) -> tuple[Path, Path]:
     ca = cluster_ca(config)
     keys.server_certificate(cert, key, ca, names(config, host_name))
     return cert, key
+
+
+def served_certificates(config: Config) -> dict[str, bytes]:
+    """Each mx host's certificate as it serves it (PEM): made here in modes ``internal`` and
+    ``files``; with ``acme`` it exists only on the host, which is asked over SSH.
+    Hosts that cannot be asked are left out."""
+    if config.tls.mode != "acme":
+        return {name: certificate_files(config, name)[0].read_bytes() for name in config.hosts_in("mx")}
+    ssh_file = config.secrets_dir / "ssh_config"
+    ssh_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ssh_file.write_text(ssh_config(config))
+    found = {}
+    for name in config.hosts_in("mx"):
+        result = subprocess.run(
+            ["ssh", "-F", str(ssh_file), name, f"cat {ACME_LIVE}/cert.pem"], capture_output=True, timeout=30
+        )
+        if result.returncode == 0 and result.stdout.startswith(b"-----BEGIN CERTIFICATE-----"):
+            found[name] = result.stdout
+    return found
+

@@ -186,6 +186,12 @@ class Domain(Section):
     dkim_key_bits: Literal[2048, 3072, 4096] = setting(2048, example=4096, doc="Size of the DKIM RSA key.")
     spf_all: Literal["-all", "~all"] = setting("-all", example="~all", doc="SPF verdict for other senders.")
     dmarc: Dmarc = setting(Dmarc(), example={"policy": "reject"}, doc="DMARC record of the domain.")
+    mta_sts: Literal["enforce", "testing", "none"] = setting(
+        "enforce", example="testing", doc="MTA-STS policy mode: senders must (enforce) or should (testing) use TLS."
+    )
+    tls_report_address: EmailAddress | None = setting(
+        None, example="tlsrpt@example.com", doc="Where TLS reports go (_smtp._tls, RFC 8460); default: the postmaster."
+    )
 
 
 class User(Section):
@@ -238,6 +244,9 @@ class Acme(Section):
     )
     propagation_seconds: int = setting(
         60, example=10, doc="dns-rfc2136: seconds certbot waits for the challenge record to reach every server.", ge=0
+    )
+    caa_identity: DomainName = setting(
+        "letsencrypt.org", example="pki.goog", doc="The CA's CAA identity: the only CA the CAA records allow."
     )
 
 

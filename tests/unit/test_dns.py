@@ -6,7 +6,7 @@ import re
 from cryptography.hazmat.primitives import serialization
 
 from mailstack import keys
-from mailstack.dns import txt_value
+from mailstack.records import txt_value
 
 
 def test_long_txt_values_are_split_at_255_bytes():
