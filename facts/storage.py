@@ -16,7 +16,7 @@ class MdArrays(FactBase[dict]):
         {
             "/dev/md127": {
                 "name": "vmail", "level": 10, "state": "clean, degraded", "degraded": True,
-                "sync": None,  # or {"action": "recovery", "percent": 42.0}
+                "sync": None,  # or {"action": "rebuild", "percent": 42.0}; "resync" while it builds
                 "members": {"/dev/vdb": "active sync set-A", "/dev/vdc": "faulty"},
             },
         }

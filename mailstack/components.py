@@ -106,10 +106,13 @@ RSPAMD_FILES = tuple(
     ManagedFile(f"/etc/rspamd/local.d/{name}")
     for name in ("worker-proxy.inc", "redis.conf", "dkim_signing.conf", "greylist.conf", "ratelimit.conf",
                  "milter_headers.conf", "options.inc")
-)
+) + (ManagedFile("/etc/rspamd/override.d/options.inc"),)
 # Each file on its own: Rspamd includes local.d files with try=true, so a whole-tree test
 # passes over a broken one.
-RSPAMD_CHECK = 'for file in {root}/etc/rspamd/local.d/*; do rspamadm configtest -c "$file" >/dev/null || exit 1; done'
+RSPAMD_CHECK = (
+    'for file in {root}/etc/rspamd/local.d/* {root}/etc/rspamd/override.d/*; do'
+    ' rspamadm configtest -c "$file" >/dev/null || exit 1; done'
+)
 
 
 COMPONENTS = (
