@@ -10,10 +10,12 @@ $(VENV)/.installed: pyproject.toml .ci/apt-packages .ci/install
 	.ci/install
 	touch $@
 
-# The main job on the embedded default: bring the local lab up and deploy the cluster onto it.
+# The main job on the embedded default: bring the local lab up, deploy the cluster onto it and
+# publish its DNS records to the lab's authority.
 lab: install
 	$(BIN)/mailstack lab up
 	$(BIN)/pyinfra -y inventories/lab.py deploys/mail_cluster.py
+	$(BIN)/mailstack dns push --inventory inventories/lab.py
 	$(BIN)/mailstack lab login
 
 # Every test: testinfra and end-to-end tests on the lab (brought up and torn down

@@ -31,6 +31,7 @@ from deploys.keepalived import keepalived
 from deploys.postfix import postfix
 from deploys.rspamd import rspamd
 from deploys.sshd import sshd
+from deploys.storage import storage
 from deploys.tls import tls
 from mailstack.components import components_for
 
@@ -44,6 +45,7 @@ def step(component_deploy) -> None:
 
 step(base)  # first: the apt proxy and base packages come before any component's packages
 step(sshd)
+step(storage)  # /var/vmail is mounted before Dovecot puts mail there
 step(tls)  # certificates before the services that serve them
 step(certbot)
 step(rspamd)  # before Postfix, whose milter it is

@@ -1,10 +1,13 @@
-"""Facts about the storage of /var/vmail: software RAID arrays."""
+"""Facts about the storage of /var/vmail: software RAID arrays and the disks under them."""
 
 import re
+import shlex
 
 from pyinfra.api import FactBase
 
-MEMBER = re.compile(r"^\s*(?:\d+|-)\s+\d+\s+\d+\s+(?:\d+|-)\s+(?P<state>.+?)\s+(?P<device>/dev/\S+)$")
+MEMBER = re.compile(r"^\s*(?:\d+|-)\s+\d+\s+\d+\s+(?:\d+|-)\s+(?:(?P<state>.+?)\s+)?(?P<device>/dev/\S+)$")
+# States of an array that serves no data: too few members to start, or members lost while running.
+NOT_RUNNING = ("inactive", "FAILED", "broken")
 
 
 class MdArrays(FactBase[dict]):
@@ -15,12 +18,16 @@ class MdArrays(FactBase[dict]):
 
         {
             "/dev/md127": {
-                "name": "vmail", "level": 10, "state": "clean, degraded", "degraded": True,
+                "name": "vmail", "level": 10, "state": "clean, degraded", "running": True, "degraded": True,
                 "sync": None,  # or {"action": "rebuild", "percent": 42.0}; "resync" while it builds
                 "members": {"/dev/vdb": "active sync set-A", "/dev/vdc": "faulty"},
             },
         }
     """
+
+    @staticmethod
+    def default() -> dict:
+        return {}
 
     def command(self) -> str:
         return (
@@ -36,6 +43,7 @@ class MdArrays(FactBase[dict]):
             elif current is not None:
                 _read_detail_line(current, line)
         for array in arrays.values():
+            array["running"] = not any(word in array.get("state", "") for word in NOT_RUNNING)
             array["degraded"] = "degraded" in array.get("state", "") or any(
                 state.startswith(("faulty", "removed")) for state in array["members"].values()
             )
@@ -55,4 +63,106 @@ def _read_detail_line(array: dict, line: str) -> None:
             array["sync"] = {"action": key.split()[0].lower(), "percent": float(value.split("%")[0])}
         return
     if match := MEMBER.match(line):
-        array["members"][match["device"]] = match["state"]
+        array["members"][match["device"]] = match["state"] or "not running"  # an inactive array's members
+
+
+class BlockDevices(FactBase[dict]):
+    """
+    What each of ``devices`` holds: the signatures ``wipefs`` finds on it (partition table,
+    filesystem, RAID or ZFS member), the filesystem's UUID, what of it is mounted, and what
+    uses it (the kernel's holders, such as a running array). A missing device is ``None``.
+
+    .. code:: python
+
+        {
+            "/dev/vdb": {"path": "/dev/vdb", "signatures": ["ext4"], "uuid": "0b9c...",
+                         "mounted": ["/srv"], "holders": []},
+            "/dev/vdc": None,
+        }
+    """
+
+    def command(self, devices) -> str:
+        quoted = " ".join(shlex.quote(device) for device in devices)
+        return (
+            f"for device in {quoted}; do"
+            ' echo "=== $device"; [ -b "$device" ] || continue;'
+            ' echo "path $(readlink -f "$device")";'
+            " wipefs --no-act --noheadings --output TYPE \"$device\" 2>/dev/null | sed 's/^/signature /';"
+            ' echo "uuid $(blkid -s UUID -o value "$device")";'
+            " lsblk -nr -o MOUNTPOINT \"$device\" | sed '/^$/d; s/^/mounted /';"
+            ' ls "/sys/class/block/$(basename "$(readlink -f "$device")")/holders" | sed "s/^/holder /";'
+            " done"
+        )
+
+    def process(self, output) -> dict:
+        devices, current = {}, None
+        for line in output:
+            if line.startswith("=== "):
+                current = line[4:].strip()
+                devices[current] = None
+                continue
+            key, _, value = line.partition(" ")
+            found = devices[current] or {"signatures": [], "uuid": None, "mounted": [], "holders": []}
+            devices[current] = found
+            if key == "path":
+                found["path"] = value
+            elif key == "uuid":
+                found["uuid"] = value or None
+            elif key in ("signature", "holder"):
+                found[f"{key}s"].append(value)
+            elif key == "mounted":
+                found["mounted"].append(value)
+        return devices
+
+
+class MdConfig(FactBase[dict]):
+    """
+    The lines of /etc/mdadm/mdadm.conf about array ``array_name`` (its ARRAY line, MAILADDR), and
+    the ARRAY line ``mdadm --detail --brief`` makes for it, if it runs (as ``device``).
+
+    .. code:: python
+
+        {"configured": ["MAILADDR postmaster@example.com", "ARRAY /dev/md/vmail metadata=1.2 ..."],
+         "running": "ARRAY /dev/md/vmail metadata=1.2 UUID=... name=mx1:vmail"}
+    """
+
+    @staticmethod
+    def default() -> dict:
+        return {"configured": [], "running": None}
+
+    def command(self, array_name, device) -> str:
+        device = shlex.quote(device)
+        return (
+            f"grep -E '^(MAILADDR|ARRAY /dev/md/{array_name} )' /etc/mdadm/mdadm.conf 2>/dev/null"
+            " | sed 's/^/configured /';"
+            f" [ -b {device} ] && {array_line(array_name, device)} | sed 's/^/running /'; true"
+        )
+
+    def process(self, output) -> dict:
+        found = {"configured": [], "running": None}
+        for line in output:
+            key, _, value = line.partition(" ")
+            if key == "configured":
+                found["configured"].append(value)
+            else:
+                found["running"] = value
+        return found
+
+
+def array_line(array_name: str, device: str) -> str:
+    """Shell: the array's mdadm.conf line, naming it /dev/md/<name> whatever md device it runs as."""
+    return f"mdadm --detail --brief {shlex.quote(device)} | sed 's#^ARRAY [^ ]*#ARRAY /dev/md/{array_name}#'"
+
+
+class HasFiles(FactBase[bool]):
+    """Whether folder ``path`` exists and holds anything (a mount there would hide it)."""
+
+    @staticmethod
+    def default() -> bool:
+        return False
+
+    def command(self, path) -> str:
+        return f"find {shlex.quote(path)} -mindepth 1 -maxdepth 1 2>/dev/null | head -n 1"
+
+    def process(self, output) -> bool:
+        return any(line.strip() for line in output)

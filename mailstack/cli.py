@@ -63,13 +63,13 @@ def dns(args) -> int:
             print("\n".join(lines) if lines else "nothing to change")
             return 0
         differences = dns_records.compare(config, args.resolver)
+        problems = dns_records.semantic_problems(config, differences, tls.extra_roots(config))
     except (OSError, RuntimeError, dns_exception.DNSException) as error:
         print(f"mailstack dns: {error}", file=sys.stderr)
         return 1
     for difference in differences:
         wanted, found = " | ".join(difference.wanted), " | ".join(difference.found) or "-"
         print(f"{difference.status:8} {difference.name} {difference.type}  expected: {wanted}  found: {found}")
-    problems = dns_records.semantic_problems(config, differences)
     for problem in problems:
         print(f"PROBLEM  {problem}")
     return 1 if problems or any(d.status != "OK" for d in differences) else 0

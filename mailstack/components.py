@@ -69,6 +69,32 @@ def dkim_keys(config: Config) -> tuple[ManagedFile, ...]:
     )
 
 
+HAPROXY_TLS = "/etc/haproxy/tls/mailstack.pem"
+"""Links to the host's chain, and as ``.pem.key`` to its key, where HAProxy looks for both."""
+
+
+def haproxy_files(config: Config) -> tuple[ManagedFile, ...]:
+    """The configuration, and each domain's MTA-STS policy, which HAProxy serves itself."""
+    policies = tuple(
+        ManagedFile(f"/etc/haproxy/mta-sts/{domain.name}.txt", template_path="/etc/haproxy/mta-sts/policy.txt",
+                    values=(("domain", domain),))
+        for domain in config.domains if domain.mta_sts != "none"
+    )
+    return (ManagedFile("/etc/haproxy/haproxy.cfg"), ManagedFile("/etc/sysctl.d/60-mailstack-lb.conf")) + policies
+
+
+# HAProxy reads the policies and the certificate while it parses: the check points the
+# configuration at the staged policies and at a throwaway certificate, so it tests the
+# configuration alone (the certificate is the tls component's).
+HAPROXY_CHECK = (
+    "mkdir -p {root}/etc/haproxy/tls"
+    " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check"
+    f" -keyout {{root}}{HAPROXY_TLS}.key -out {{root}}{HAPROXY_TLS} 2>/dev/null"
+    " && sed 's#/etc/haproxy/#{root}/etc/haproxy/#g' {root}/etc/haproxy/haproxy.cfg > {root}/haproxy-check.cfg"
+    " && haproxy -c -q -f {root}/haproxy-check.cfg"
+)
+
+
 # keepalived --config-test fails on scripts that do not exist yet: the staged ones stand in.
 KEEPALIVED_CHECK = (
     "sh -n {root}/etc/keepalived/notify.sh && sh -n {root}/etc/keepalived/haproxy-healthy.sh"
@@ -134,6 +160,8 @@ COMPONENTS = (
         check="install -d -m 755 /run/sshd && sshd -t -f {root}/etc/ssh/sshd_config.d/mailstack.conf",
     ),
     Component("firewall", EVERY_HOST, files=FIREWALL_FILES, check=FIREWALL_CHECK),
+    # Disks, arrays and mounts rather than files: deploys/storage.py and mailstack/storage.py.
+    Component("storage", frozenset({"storage"}), files=()),
     Component(
         "fail2ban",
         EVERY_HOST,
@@ -170,12 +198,7 @@ COMPONENTS = (
         ),
         check="python3 -m json.tool {root}/etc/pebble/pebble-config.json >/dev/null",
     ),
-    Component(
-        "haproxy",
-        FRONT,
-        files=(ManagedFile("/etc/haproxy/haproxy.cfg"), ManagedFile("/etc/sysctl.d/60-mailstack-lb.conf")),
-        check="haproxy -c -q -f {root}/etc/haproxy/haproxy.cfg",
-    ),
+    Component("haproxy", FRONT, files=haproxy_files, check=HAPROXY_CHECK),
     Component(
         "keepalived",
         FRONT,
@@ -188,7 +211,7 @@ COMPONENTS = (
     ),
     Component(
         "tls",
-        MAIL,
+        MAIL | FRONT,
         files=tls_files,
         check="openssl x509 -noout -in {root}/etc/mailstack/tls/fullchain.pem"
         " && openssl pkey -noout -in {root}/etc/mailstack/tls/privkey.pem",
@@ -196,7 +219,7 @@ COMPONENTS = (
     ),
     Component(
         "certbot",
-        MAIL,
+        MAIL | FRONT,
         files=(
             ManagedFile("/etc/letsencrypt/mailstack-rfc2136.ini", mode="600"),
             ManagedFile("/etc/letsencrypt/renewal-hooks/deploy/mailstack", mode="755"),

@@ -1,6 +1,8 @@
 """Reading and replacing DNS records on the authoritative server, over RFC 2136 with TSIG."""
 
+import http.client
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 
@@ -16,28 +18,10 @@ import dns.update
 
 from . import records, tls
 from .config import Config
+from .services import MTA_STS_PORT
 
 TIMEOUT = 3
-
-
-def query_txt(config: Config, name: str) -> str | None:
-    """The TXT record ``name`` as the authoritative server answers it (strings joined), or None."""
-    query = dns.message.make_query(name, dns.rdatatype.TXT)
-    try:
-        answer = dns.query.udp(query, str(config.dns.server), port=config.dns.port, timeout=TIMEOUT)
-    except (dns.exception.DNSException, OSError):
-        return None
-    for rrset in answer.answer:
-        for rdata in rrset:
-            return b"".join(rdata.strings).decode()
-    return None
-
-
-def replace_txt(config: Config, name: str, value: str, ttl: int = 300) -> None:
-    """Make ``name`` hold exactly the TXT record ``value``."""
-    update = make_update(config, _zone_of(config, name))
-    update.replace(f"{name}.", ttl, _rdata("TXT", value))
-    send_update(config, update)
+MTA_STS_PATH = "/.well-known/mta-sts.txt"
 
 
 def make_update(config: Config, zone: str) -> dns.update.Update:
@@ -177,9 +161,47 @@ def served_tlsa(address: str) -> str:
         return records.tlsa(smtp.sock.getpeercert(binary_form=True))
 
 
-def semantic_problems(config: Config, differences: list[Difference]) -> list[str]:
-    """Beyond equality: one SPF and one DMARC record per domain, an SPF that works, and a
-    TLSA record that matches the certificate served on port 25."""
+def fetch_mta_sts_policy(name: str, address: str, roots: str = "") -> str:
+    """The policy served at https://``name``/.well-known/mta-sts.txt by ``address``, with the
+    certificate validated for ``name`` as a sending server does (system roots plus ``roots``)."""
+    context = ssl.create_default_context()
+    if roots:
+        context.load_verify_locations(cadata=roots)
+    with socket.create_connection((address, MTA_STS_PORT), timeout=TIMEOUT * 3) as plain:
+        with context.wrap_socket(plain, server_hostname=name) as sock:
+            sock.sendall(f"GET {MTA_STS_PATH} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode())
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            body = response.read().decode()
+    if response.status != 200:
+        raise RuntimeError(f"https://{name}{MTA_STS_PATH}: HTTP {response.status}")
+    return body
+
+
+def mta_sts_problems(config: Config, domain, address: str, roots: str = "") -> list[str]:
+    """What keeps senders from using a domain's MTA-STS policy: it cannot be fetched with a
+    valid certificate, or its mode or mx list differ from the configuration."""
+    name = f"mta-sts.{domain.name}"
+    try:
+        text = fetch_mta_sts_policy(name, address, roots)
+    except (OSError, RuntimeError, http.client.HTTPException) as error:
+        return [f"{name}: the MTA-STS policy cannot be fetched over HTTPS ({error})"]
+    fields = [tuple(part.strip() for part in line.split(":", 1)) for line in text.splitlines() if ":" in line]
+    policy = {key: [value for k, value in fields if k == key] for key, _ in fields}
+    problems = []
+    if policy.get("version") != ["STSv1"]:
+        problems.append(f"{name}: the policy's version is not STSv1")
+    if policy.get("mode") != [domain.mta_sts]:
+        problems.append(f"{name}: the policy's mode is {policy.get('mode')}, not {domain.mta_sts}")
+    if config.cluster.mail_hostname not in policy.get("mx", []):
+        problems.append(f"{name}: the policy does not list the mx {config.cluster.mail_hostname}")
+    return problems
+
+
+def semantic_problems(config: Config, differences: list[Difference], roots: str = "") -> list[str]:
+    """Beyond equality: one SPF and one DMARC record per domain, an SPF that works, a TLSA
+    record that matches the certificate served on port 25, and MTA-STS policies served as
+    configured over HTTPS, trusting the system's roots and ``roots``."""
     found = {(d.name, d.type): d.found for d in differences}
     problems = []
     tlsa_name = f"_25._tcp.{config.cluster.mail_hostname}"
@@ -196,4 +218,7 @@ def semantic_problems(config: Config, differences: list[Difference]) -> list[str
             problems.append(f"_dmarc.{domain.name}: {len(dmarc)} DMARC records; receivers ignore them all")
         for record in spf:
             problems += [f"{domain.name}: SPF {p}" for p in spf_problems(record, records.outbound_addresses(config))]
+        policy_server = found.get((f"mta-sts.{domain.name}", "A")) or found.get((f"mta-sts.{domain.name}", "AAAA"))
+        if domain.mta_sts != "none" and policy_server:
+            problems += mta_sts_problems(config, domain, policy_server[0], roots)
     return problems

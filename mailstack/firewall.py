@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .config import Config
 from .config.model import RateLimit
-from .services import HAPROXY_PEERS_PORT, REPLICATION_PORT, SERVICES
+from .services import HAPROXY_PEERS_PORT, MTA_STS_PORT, REPLICATION_PORT, SERVICES
 
 ANYWHERE = ()
 LAB_SERVICES = (("udp", 53, "DNS"), ("tcp", 53, "DNS"), ("tcp", 14000, "pebble ACME"), ("tcp", 15000, "pebble roots"))
@@ -66,6 +66,9 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
                   limit=getattr(config.firewall.rate_limits, service.limit))
             for service in SERVICES
         ]
+        if any(domain.mta_sts != "none" for domain in config.domains):
+            rules.append(Allow("MTA-STS policy (HTTPS) on the virtual IP", "tcp", MTA_STS_PORT, destination=vip,
+                               limit=config.firewall.rate_limits.https))
         if peers("lb"):
             rules += [
                 Allow("VRRP from the other lb hosts", "vrrp", sources=peers("lb")),

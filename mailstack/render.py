@@ -8,8 +8,8 @@ from pathlib import Path
 from jinja2 import FileSystemLoader
 from pyinfra.api.util import get_template
 
-from . import TEMPLATES, dkim, firewall, keys, services, tls
-from .components import ManagedFile, components_for
+from . import TEMPLATES, dkim, firewall, keys, records, services, tls
+from .components import HAPROXY_TLS, ManagedFile, components_for
 from .config import Config, ConfigError
 from .config.types import format_size
 
@@ -31,6 +31,9 @@ def template_context(config: Config, host_name: str, review: bool = False, deplo
         "stats_port": services.STATS_PORT,
         "replication_port": services.REPLICATION_PORT,
         "haproxy_peers_port": services.HAPROXY_PEERS_PORT,
+        "haproxy_tls": HAPROXY_TLS,
+        "mta_sts_port": services.MTA_STS_PORT,
+        "mta_sts_policy": lambda domain: records.mta_sts_policy(config, domain),
         "deployer": deployer,
         "allowances": firewall.allowances(config, host_name, deployer),
         "rollback_seconds": config.firewall.confirm_seconds + 15,

@@ -32,6 +32,7 @@ SERVICES = (
 )
 REPLICATION_PORT = 12345  # Dovecot's doveadm listener, for dsync between the mx hosts
 STATS_PORT = 8404  # HAProxy's stats page and Prometheus metrics, on localhost only
+MTA_STS_PORT = 443  # HTTPS on the virtual IP: the lb hosts serve each domain's MTA-STS policy
 HAPROXY_PEERS_PORT = 10000  # HAProxy's peers share which backend is active, between the lb hosts
 
 

@@ -34,8 +34,23 @@ def paths(config: Config) -> dict[str, str]:
 
 
 def names(config: Config, host_name: str) -> list[str]:
-    """Names on a host's certificate: the public mail name first, then the host's own."""
-    return [config.cluster.mail_hostname, config.host_fqdn(host_name)]
+    """Names on a host's certificate, then the host's own: on mx hosts the public mail name,
+    on lb hosts each domain's MTA-STS policy name (``mta-sts.<domain>``)."""
+    if "lb" in config.hosts[host_name].groups:
+        served = [f"mta-sts.{domain.name}" for domain in config.domains if domain.mta_sts != "none"]
+    else:
+        served = [config.cluster.mail_hostname]
+    return [*served, config.host_fqdn(host_name)]
+
+
+def extra_roots(config: Config) -> str:
+    """Roots beyond the system's that a client of the cluster trusts (PEM): the cluster's own
+    CA, or the ACME CA's configured roots (pebble in the lab); empty when there are none."""
+    if config.tls.mode == "internal":
+        return cluster_ca(config)[0].read_text()
+    if config.tls.mode == "acme" and config.tls.acme.roots and config.path(config.tls.acme.roots).exists():
+        return config.path(config.tls.acme.roots).read_text()
+    return ""
 
 
 def cluster_ca(config: Config) -> tuple[Path, Path]:

@@ -28,6 +28,7 @@ def lab():
     if this session started it; a lab that was already running is reused and left running."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
+    from mailstack import dns
     from mailstack.inventory import load_for
     from mailstack.lab import Lab
 
@@ -36,6 +37,7 @@ def lab():
     try:
         the_lab.up()
         the_lab.first_deploy = deploy()
+        dns.push(the_lab.config)
         yield the_lab
     finally:
         if the_lab.started_here:

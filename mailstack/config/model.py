@@ -248,6 +248,12 @@ class Acme(Section):
     caa_identity: DomainName = setting(
         "letsencrypt.org", example="pki.goog", doc="The CA's CAA identity: the only CA the CAA records allow."
     )
+    roots: str | None = setting(
+        None,
+        example="secrets/staging-roots.pem",
+        doc="PEM file of the CA's roots, relative to this file, where the system does not trust them"
+        " (pebble, Let's Encrypt's staging CA): `mailstack dns check` trusts them when it fetches the MTA-STS policy.",
+    )
 
 
 class TlsFiles(Section):
@@ -296,6 +302,11 @@ class RateLimits(Section):
         RateLimit(new_per_minute=10, concurrent=5),
         example={"new_per_minute": 10, "concurrent": 5},
         doc="Port 4190: ManageSieve, used rarely.",
+    )
+    https: RateLimit = setting(
+        RateLimit(new_per_minute=30, concurrent=10),
+        example={"new_per_minute": 60, "concurrent": 10},
+        doc="Port 443: the MTA-STS policy, which sending servers fetch and then cache for days.",
     )
 
 

@@ -208,6 +208,20 @@ class VirtualMachine(LabHost):
     def pids(self) -> list[int]:
         return processes(f"mailstack-{self.name}")
 
+    def _fingerprint(self) -> str:
+        """Its disks too: a guest with other disks is a new guest."""
+        return hashlib.sha256(f"{super()._fingerprint()} {self.disks}x{self.disk_size}".encode()).hexdigest()
+
+    @property
+    def initrd(self) -> Path:
+        """The guest's own initramfs, once it made one (``keep_initrd``)."""
+        return self.state / "initrd.img"
+
+    def keep_initrd(self, image: bytes) -> None:
+        """Boot from now on with the initramfs the guest made (an array in its mdadm.conf):
+        QEMU's direct kernel boot reads it from here, not from the guest's /boot."""
+        self.initrd.write_bytes(image)
+
     def start(self, bridge: str) -> None:
         if not self.is_prepared():
             self.stop()
@@ -242,6 +256,7 @@ class VirtualMachine(LabHost):
 
     def _boot(self, tap: str) -> None:
         kernel, initrd = images.kernel(images.vm_image())
+        initrd = self.initrd if self.initrd.exists() else initrd
         drives = [self.state / "root.raw", *(self.state / f"disk{i}.raw" for i in range(1, self.disks + 1))]
         command = [
             "qemu-system-x86_64", "-name", f"mailstack-{self.name}",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import testinfra
 
+from mailstack import tls
 from mailstack.inventory import load_for
-from mailstack.lab import Lab, mailcheck
 from mailstack.ssh import ssh_config
 
 
@@ -50,17 +50,5 @@ def pytest_generate_tests(metafunc):
 
 @pytest.fixture(scope="session")
 def trusted_roots(cluster) -> str:
-    """Roots a client trusts beyond the system's: the cluster's own CA, and in the lab pebble's root."""
-    roots = []
-    if cluster.tls.mode == "internal" and (cluster.secrets_dir / "ca.pem").exists():
-        roots.append((cluster.secrets_dir / "ca.pem").read_text())
-    if cluster.lab is not None:
-        roots.append(mailcheck.pebble_root(Lab(cluster)))
-    return "".join(roots)
-
-
-@pytest.fixture(autouse=True)
-def _deployed(request, host):
-    """Every infra test needs the cluster (and, for the lab, the lab) before it touches a host."""
-    if host is not None:
-        request.getfixturevalue("cluster")
+    """Roots a client trusts beyond the system's: the cluster's own CA, or the ACME CA's configured roots."""
+    return tls.extra_roots(cluster)

@@ -2,6 +2,7 @@
 
 import email
 import shlex
+import ssl
 
 import dkim as dkimpy
 import dns.query
@@ -9,7 +10,7 @@ import dns.rdata
 import dns.update
 import pytest
 
-from mailstack import dkim
+from mailstack import dkim, records, tls
 from mailstack import dns as dns_records
 from mailstack.cli import main
 from mailstack.lab.mailcheck import message
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.lab
 
 def test_push_then_check_then_nothing_more_to_push(lab):
     dns_records.push(lab.config)
-    assert all(difference.status == "OK" for difference in dns_records.compare(lab.config))
-    assert dns_records.semantic_problems(lab.config, dns_records.compare(lab.config)) == []
+    differences = dns_records.compare(lab.config)
+    assert all(difference.status == "OK" for difference in differences)
+    assert dns_records.semantic_problems(lab.config, differences, tls.extra_roots(lab.config)) == []
     assert dns_records.push(lab.config) == []
 
 
@@ -67,3 +69,13 @@ def test_mail_from_a_cluster_host_passes_spf_dkim_and_dmarc(lab, vip):
     assert result.returncode == 0, result.stderr
     results = str(email.message_from_bytes(vip.wait_for("bob", mail["Subject"]))["Authentication-Results"])
     assert "spf=pass" in results and "dkim=pass" in results and "dmarc=pass" in results, results
+
+
+def test_mta_sts_policy_is_served_through_the_virtual_ip_with_a_lab_ca_certificate(lab):
+    domain, vip = lab.config.domains[0], str(lab.config.cluster.virtual_ip)
+    name = f"mta-sts.{domain.name}"
+    assert dns_records.fetch_mta_sts_policy(name, vip, tls.extra_roots(lab.config)) == records.mta_sts_policy(
+        lab.config, domain
+    )
+    with pytest.raises(ssl.SSLCertVerificationError):  # the certificate is validated: not without pebble's root
+        dns_records.fetch_mta_sts_policy(name, vip)

@@ -1,5 +1,6 @@
 """Custom facts parse what real hosts print: ``mdadm --detail`` recorded on the lab's store1
-(RAID10 over four virtio disks) while resyncing, healthy, degraded and recovering."""
+(RAID10 over four virtio disks) while resyncing, healthy, degraded and recovering, and a
+RAID10 over loop devices that lost a whole mirror pair (failed)."""
 
 from pathlib import Path
 
@@ -31,6 +32,13 @@ def test_md_arrays(fixture, state, degraded, sync, vdc):
     assert array["members"]["/dev/vdc"] == vdc
     for device in ("/dev/vdb", "/dev/vdd", "/dev/vde"):
         assert array["members"][device] == f"active sync {SETS[device]}"
+
+
+def test_md_arrays_failed():
+    """Two members of one mirror pair gone: mdadm assembles the rest but cannot start it."""
+    (array,) = md_arrays("failed").values()
+    assert (array["name"], array["level"], array["state"], array["running"]) == ("broken", 10, "inactive", False)
+    assert array["members"] == {"/dev/loop12": "not running", "/dev/loop13": "not running"}
 
 
 def test_no_arrays():
