@@ -31,6 +31,14 @@ def cluster(request):
     return load_for(inventory)
 
 
+@pytest.fixture(autouse=True)
+def deployed(request):
+    """Every check runs on deployed hosts, also one that asks only for ``host``: with the
+    lab's inventory the lab is brought up and deployed first."""
+    if _inventory(request.config):
+        request.getfixturevalue("cluster")
+
+
 def pytest_generate_tests(metafunc):
     if "host" not in metafunc.fixturenames:
         return
