@@ -1,20 +1,24 @@
-"""Storage for /var/vmail on hosts in the storage group: an mdadm array (``mdraid``).
+"""Storage for /var/vmail on hosts in the storage group: an mdadm array (``mdraid``) or a
+ZFS pool (``zfs``).
 
 Every refusal (``mailstack.storage``) is decided while pyinfra prepares, from facts, so a
 disk that holds data stops the whole deploy before any host is touched.
 """
 
+import re
 import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy, operation
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import Mounts
+from pyinfra.facts.server import KernelVersion, Mounts
 from pyinfra.operations import apt, server, systemd
 
 from deploys.common import cluster_config
-from facts.storage import BlockDevices, HasFiles, MdArrays, MdConfig, array_line
+from facts.apt import MAIN_ENTRY, DebianSourcesWithout, has_component
+from facts.storage import BlockDevices, HasFiles, MdArrays, MdConfig, ZfsDatasets, ZfsPools, array_line
 from mailstack import storage as rules
 
 
@@ -77,33 +81,79 @@ def mounted(mount_point: str, options: list[str]):
         host.noop(f"{mount_point} is mounted")
 
 
+@operation()
+def debian_component(component: str):
+    """
+    Debian's own apt sources take ``component`` (contrib, non-free) beside main.
+
+    + component: the archive section to add to every entry that has main
+    """
+    files = host.get_fact(DebianSourcesWithout, component=component)
+    if not files:
+        host.noop(f"Debian's apt sources take {component}")
+        return
+    yield add_component(component, files)
+
+
+def add_component(component: str, files: list[str]) -> str:
+    """Shell: add ``component`` after main to each entry of ``files`` that has main and lacks it."""
+    script = f"/{MAIN_ENTRY}/{{/{has_component(component)}/!s/[[:space:]]main([[:space:]]|$)/ main {component}\\1/}}"
+    return f"sed -i -E {shlex.quote(script)} {' '.join(shlex.quote(file) for file in files)}"
+
+
+@operation()
+def zfs_dataset(dataset: str, properties: dict[str, str]):
+    """
+    ZFS filesystem ``dataset`` exists, mounted, with ``properties`` as ``zfs get -p`` shows them.
+
+    pyinfra's ``zfs.dataset`` compares ZFS's rounded sizes ("1.50G") with the wanted ones, so
+    a quota would be set again on every run; here both sides are exact.
+    """
+    found = host.get_fact(ZfsDatasets, properties=("mounted", *sorted(properties))).get(dataset)
+    if found is None:
+        yield " ".join(["zfs create", *(f"-o {shlex.quote(f'{k}={v}')}" for k, v in properties.items()), dataset])
+        return
+    if changed := [f"{key}={value}" for key, value in properties.items() if found.get(key) != value]:
+        yield f"zfs set {' '.join(shlex.quote(change) for change in changed)} {dataset}"
+    if properties.get("mountpoint", "none") != "none" and found.get("mounted") != "yes":
+        yield f"zfs mount {dataset}"
+    if not changed and found.get("mounted") in ("yes", "-"):
+        host.noop(f"{dataset} is as configured")
+
+
 @deploy("Storage")
 def storage():
     config = cluster_config()
     layout = config.hosts[host.name].storage
     where = f"{config.source}: hosts.{host.name}.storage"
-    refuse_if(where, [] if layout.mdraid else ["zfs: not supported yet; use mdraid (issue 8)"])
-    software_raid(where + ".mdraid", layout.mdraid, config.postmaster)
+    if layout.mdraid:
+        software_raid(where + ".mdraid", layout.mdraid, config.postmaster)
+    else:
+        zfs_pool(where + ".zfs", layout.zfs)
+
+
+def refuse_hiding_files(where: str, mount_point: str) -> None:
+    if mount_point not in host.get_fact(Mounts) and host.get_fact(HasFiles, path=mount_point):
+        refuse_if(where, [f"{mount_point} is not empty: a filesystem mounted there would hide its files"])
 
 
 def software_raid(where: str, raid, mail_to: str):
     packages = ["mdadm"] + (["xfsprogs"] if raid.filesystem == "xfs" else [])
     arrays = host.get_fact(MdArrays)
-    refuse_if(where, rules.md_refusals(raid, arrays, host.get_fact(BlockDevices, devices=tuple(raid.devices))))
+    disks = host.get_fact(BlockDevices, devices=tuple(raid.devices))
+    refuse_if(where, rules.md_refusals(raid, arrays, disks))
     running = rules.find_array(raid, arrays)
     device = running[0] if running else rules.array_device(raid)
     filesystem = host.get_fact(BlockDevices, devices=(device,))[device]
-    refuse_if(where, [problem for problem in [rules.filesystem_refusal(raid, device, filesystem)] if problem])
-    if raid.mount_point not in host.get_fact(Mounts) and host.get_fact(HasFiles, path=raid.mount_point):
-        refuse_if(where, [f"{raid.mount_point} is not empty: a filesystem mounted there would hide its files"])
+    refuse_if(where, rules.filesystem_refusals(raid, device, filesystem))
+    refuse_hiding_files(where, raid.mount_point)
 
     apt.packages(name="Install mdadm", packages=packages)
     if not running:
-        wipe = [f"wipefs --all --quiet {member}" for member in raid.devices if member in raid.wipe]
         server.shell(
             name=f"Create RAID{raid.level} array {raid.name}",
             commands=[
-                *wipe,
+                *rules.wipe_commands(raid.devices, raid.wipe, disks),
                 f"mdadm --create {device} --name={raid.name} --level={raid.level} --metadata=1.2 --run"
                 f" --raid-devices={len(raid.devices)} {' '.join(raid.devices)}",
             ],
@@ -123,3 +173,48 @@ def software_raid(where: str, raid, mail_to: str):
     mounted(name=f"Mount {raid.mount_point}", mount_point=raid.mount_point, options=raid.mount_options)
     # Debian starts mdadm's monitor with the array; it mails the MAILADDR of mdadm.conf.
     systemd.service(name="Monitor the array", service="mdmonitor", running=True)
+
+
+def zfs_pool(where: str, zfs):
+    pools = host.get_fact(ZfsPools)
+    devices = rules.zfs_devices(zfs)
+    disks = host.get_fact(BlockDevices, devices=tuple(devices))
+    refuse_if(where, rules.zfs_refusals(zfs, pools, disks))
+    for dataset in zfs.datasets:
+        refuse_hiding_files(where, dataset.mount_point)
+
+    contrib = debian_component(name="Take packages from Debian's contrib section (ZFS)", component="contrib")
+    apt.update(name="Update apt lists with contrib", _if=contrib.did_change)
+    apt.packages(name="Install ZFS (its module is built by DKMS)", packages=zfs_packages())
+    server.modprobe(name="Load the ZFS module", module="zfs")
+    wanted = rules.dataset_properties(zfs)
+    if zfs.pool in pools:
+        zfs_dataset(name=f"Set the properties of pool {zfs.pool}", dataset=zfs.pool, properties=wanted.pop(zfs.pool))
+    else:
+        wanted.pop(zfs.pool)  # zpool create sets them
+        server.shell(
+            name=f"Create pool {zfs.pool}",
+            commands=[*rules.wipe_commands(devices, zfs.wipe, disks), rules.zpool_create(zfs)],
+        )
+    for dataset, properties in wanted.items():
+        zfs_dataset(name=f"Dataset {dataset}", dataset=dataset, properties=properties)
+    # ZFS's own timers; Debian's cron scrub is off for the pool (mailstack.storage.DEBIAN_SCRUB).
+    for schedule in ("weekly", "monthly"):
+        scrubbed = schedule == zfs.scrub
+        systemd.service(
+            name=f"{'Scrub' if scrubbed else 'Do not scrub'} {zfs.pool} {schedule}",
+            service=f"zfs-scrub-{schedule}@{zfs.pool}.timer", running=scrubbed, enabled=scrubbed,
+        )
+    systemd.service(name="Run cron for zfs-auto-snapshot", service="cron", running=True, enabled=True)
+
+
+def zfs_packages() -> list[str]:
+    """ZFS and the kernel headers DKMS builds its module against: the running kernel's, and
+    the headers metapackage of each kernel metapackage installed (linux-image-amd64), so that
+    every kernel update brings its headers and DKMS rebuilds the module before a reboot."""
+    metapackages = [
+        name.replace("linux-image-", "linux-headers-", 1)
+        for name in host.get_fact(DebPackages) if re.fullmatch(r"linux-image-\D\S*", name)
+    ]
+    kernel = host.get_fact(KernelVersion)
+    return [f"linux-headers-{kernel}", *metapackages, "zfs-dkms", "zfsutils-linux", "zfs-auto-snapshot"]

@@ -3,11 +3,11 @@
 Both are plain functions of facts (``facts/storage.py``), so the deploy, the testinfra
 checks and the unit tests read the same rules. The one rule above all: never destroy
 data. A disk that holds anything is refused unless the configuration marks it for wiping;
-an array that exists is left alone, and one that differs from the configuration is
+an array or pool that exists is left alone, and one that differs from the configuration is
 reported, never rebuilt.
 """
 
-from .config.model import MdRaid
+from .config.model import MdRaid, Zfs
 
 
 def array_device(raid: MdRaid) -> str:
@@ -26,14 +26,20 @@ def md_refusals(raid: MdRaid, arrays: dict, disks: dict) -> list[str]:
     ``arrays`` is the ``MdArrays`` fact, ``disks`` the ``BlockDevices`` fact of the members."""
     if found := find_array(raid, arrays):
         return _array_differences(raid, *found, disks)
+    return disk_refusals(raid.devices, raid.wipe, disks)
+
+
+def disk_refusals(devices: list[str], wipe: list[str], disks: dict) -> list[str]:
+    """The disks of a new array or pool that hold data (unless listed in ``wipe``), are in use
+    or are missing."""
     problems = []
-    for device in raid.devices:
+    for device in devices:
         disk = disks.get(device)
         if disk is None:
             problems.append(f"{device} does not exist")
             continue
         held = _contents(disk)
-        if held and device not in raid.wipe:
+        if held and device not in wipe:
             problems.append(f"{device} holds {', '.join(held)}; list it in wipe to destroy that")
         elif disk["mounted"] or disk["holders"]:  # in use: not even wipe may take it
             problems.append(f"{device} is in use ({', '.join(_uses(disk))})")
@@ -54,7 +60,22 @@ def _array_differences(raid: MdRaid, device: str, array: dict, disks: dict) -> l
 
 
 def _contents(disk: dict) -> list[str]:
-    return [_SIGNATURES.get(signature, signature) for signature in disk["signatures"]]
+    """What a disk holds, in words: its own signatures, then each partition's."""
+    held = [_SIGNATURES.get(signature, signature) for signature in dict.fromkeys(disk["signatures"])]
+    for path, partition in disk.get("partitions", {}).items():
+        if partition["signature"]:
+            label = f" ({partition['label']})" if partition["label"] else ""
+            held.append(f"{path} with {_SIGNATURES.get(partition['signature'], partition['signature'])}{label}")
+    return held
+
+
+def wipe_commands(devices: list[str], wipe: list[str], disks: dict) -> list[str]:
+    """Erase every signature on the disks marked for wiping, their partitions' first: the
+    refusals let through only disks that are in ``wipe`` or hold nothing."""
+    return [
+        f"wipefs --all --quiet {' '.join([*(disks[device] or {}).get('partitions', {}), device])}"
+        for device in devices if device in wipe
+    ]
 
 
 def _uses(disk: dict) -> list[str]:
@@ -70,11 +91,11 @@ _SIGNATURES = {
 }
 
 
-def filesystem_refusal(raid: MdRaid, device: str, disk: dict | None) -> str | None:
+def filesystem_refusals(raid: MdRaid, device: str, disk: dict | None) -> list[str]:
     """The array holds something other than the configured filesystem: never format it."""
     if disk and disk["signatures"] and disk["signatures"] != [raid.filesystem]:
-        return f"{device} holds {', '.join(_contents(disk))}, not {raid.filesystem}; it is left as it is"
-    return None
+        return [f"{device} holds {', '.join(_contents(disk))}, not {raid.filesystem}; it is left as it is"]
+    return []
 
 
 def md_health(raid: MdRaid, arrays: dict) -> list[str]:
@@ -96,4 +117,99 @@ def md_health(raid: MdRaid, arrays: dict) -> list[str]:
         problems.append(f"{device} is degraded: {', '.join(failed + gone)}")
     if array["sync"]:
         problems.append(f"{device} is in {array['sync']['action']}: {array['sync']['percent']}%")
+    return problems
+
+
+def zfs_devices(zfs: Zfs) -> list[str]:
+    return [device for vdev in zfs.vdevs for device in vdev.devices]
+
+
+def zpool_create(zfs: Zfs) -> str:
+    """The command that makes the configured pool. Its root is mounted nowhere (only the
+    datasets are) and takes no snapshots, and Debian's cron scrub stays off: a timer scrubs."""
+    properties = dataset_properties(zfs)[zfs.pool]
+    options = [f"-o ashift={zfs.ashift}", *(f"-O {name}={value}" for name, value in properties.items())]
+    layout = [word for vdev in zfs.vdevs for word in (vdev.type, *vdev.devices)]
+    return " ".join(["zpool create", *options, zfs.pool, *layout])
+
+
+DEBIAN_SCRUB = "org.debian:periodic-scrub"
+"""The root dataset's property that Debian's cron scrub of every pool obeys."""
+AUTO_SNAPSHOT = "com.sun:auto-snapshot"
+"""The property zfs-auto-snapshot obeys; the pool's root holds no mail and takes none."""
+
+
+def zfs_refusals(zfs: Zfs, pools: dict, disks: dict) -> list[str]:
+    """Why the deploy must not touch the disks: like ``md_refusals``, for a pool.
+
+    ``pools`` is the ``ZfsPools`` fact, ``disks`` the ``BlockDevices`` fact of the devices."""
+    if zfs.pool in pools:
+        return [f"{problem}; it is left as it is, not rebuilt" for problem in pool_differences(zfs, pools, disks)]
+    return disk_refusals(zfs_devices(zfs), zfs.wipe, disks)
+
+
+def pool_differences(zfs: Zfs, pools: dict, disks: dict | None = None) -> list[str]:
+    """How the imported pool's layout differs from the configured one: vdev types, devices."""
+    disks = disks or {}
+    wanted = [(vdev.type, sorted((disks.get(d) or {}).get("path", d) for d in vdev.devices)) for vdev in zfs.vdevs]
+    found = [(vdev["type"], sorted(vdev["devices"])) for vdev in pools[zfs.pool]["vdevs"]]
+    if found == wanted:
+        return []
+    return [f"pool {zfs.pool} is {_layout(found)}, the configuration says {_layout(wanted)}"]
+
+
+def _layout(vdevs: list[tuple[str, list[str]]]) -> str:
+    return " + ".join(f"{kind} ({' '.join(devices)})" for kind, devices in vdevs) or "empty"
+
+
+def zfs_health(zfs: Zfs, pools: dict, disks: dict | None = None) -> list[str]:
+    """What is wrong with the pool, naming each device that is not ONLINE or has errors:
+    nothing when it is ONLINE, as configured, with no errors and no resilver running.
+    ``disks`` (``BlockDevices``) tells which device a configured name such as
+    /dev/disk/by-id/... is."""
+    pool = pools.get(zfs.pool)
+    if pool is None:
+        return [f"no pool named {zfs.pool} is imported"]
+    problems = pool_differences(zfs, pools, disks)
+    devices = {name: device for vdev in pool["vdevs"] for name, device in vdev["devices"].items()}
+    if pool["state"] != "ONLINE":
+        failed = [f"{name} ({device['state']})" for name, device in devices.items() if device["state"] != "ONLINE"]
+        problems.append(f"pool {zfs.pool} is {pool['state']}: {', '.join(failed) or 'no device named'}")
+    for name, device in devices.items():
+        if counts := [f"{device[kind]} {kind}" for kind in ("read", "write", "checksum") if device[kind]]:
+            problems.append(f"{name} has errors: {', '.join(counts)}")
+    if pool["errors"] != "No known data errors":
+        problems.append(f"pool {zfs.pool}: {pool['errors']}")
+    if (scan := pool["scan"]) and scan["action"] == "resilver" and scan["running"]:
+        problems.append(f"pool {zfs.pool} is resilvering: {scan['percent']}%")
+    if pool["properties"].get("ashift") != str(zfs.ashift):
+        problems.append(f"pool {zfs.pool} has ashift {pool['properties'].get('ashift')}, not {zfs.ashift}")
+    return problems
+
+
+def dataset_properties(zfs: Zfs) -> dict[str, dict[str, str]]:
+    """Each dataset's wanted properties as ``zfs get -p`` shows them (also what ``zfs set``
+    takes): the configured ones on the pool's root, mount point and quota on each dataset."""
+    wanted = {zfs.pool: {**zfs.properties, "mountpoint": "none", DEBIAN_SCRUB: "disable", AUTO_SNAPSHOT: "false"}}
+    for dataset in zfs.datasets:
+        wanted[f"{zfs.pool}/{dataset.name}"] = {
+            "mountpoint": dataset.mount_point,
+            "quota": str(dataset.quota or 0),
+            AUTO_SNAPSHOT: str(dataset.snapshots).lower(),
+        }
+    return wanted
+
+
+def dataset_differences(zfs: Zfs, datasets: dict) -> list[str]:
+    """Datasets that are missing, differ in a property, or are not mounted (``ZfsDatasets`` fact)."""
+    problems = []
+    for name, properties in dataset_properties(zfs).items():
+        found = datasets.get(name)
+        if found is None:
+            problems.append(f"dataset {name} does not exist")
+            continue
+        differing = [key for key, value in properties.items() if found.get(key) != value]
+        problems += [f"{name} has {key}={found.get(key)}, not {properties[key]}" for key in differing]
+        if properties["mountpoint"] != "none" and found.get("mounted") != "yes":
+            problems.append(f"{name} is not mounted at {properties['mountpoint']}")
     return problems

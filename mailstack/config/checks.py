@@ -15,6 +15,7 @@ def cross_check(config: Config) -> list[Problem]:
         *_domains(config),
         *_addresses(config),
         *_hosts(config),
+        *_storage(config),
         *_tls(config),
         *_lab(config),
     ]
@@ -83,6 +84,41 @@ def _hosts(config: Config) -> Iterator[Problem]:
     lbs = [(name, config.hosts[name].vrrp_priority) for name in config.hosts_in("lb")]
     for index, twin in _first_seen(lbs, lambda item: item[1]):
         yield ("hosts", lbs[index][0], "vrrp_priority"), f"same priority as {lbs[twin][0]}; VRRP needs distinct ones"
+
+
+# The fewest devices each kind of array or vdev can be made of.
+MIN_DEVICES = {"RAID1": 2, "RAID6": 4, "RAID10": 4, "mirror": 2, "raidz": 2, "raidz2": 3, "raidz3": 4}
+
+
+def _storage(config: Config) -> Iterator[Problem]:
+    for name, host in config.hosts.items():
+        if host.storage is None:
+            continue
+        if raid := host.storage.mdraid:
+            where = ("hosts", name, "storage", "mdraid")
+            yield from _devices(where, [(where, f"RAID{raid.level}", raid.devices)], raid.wipe)
+        else:
+            zfs, where = host.storage.zfs, ("hosts", name, "storage", "zfs")
+            vdevs = [((*where, "vdevs", index), vdev.type, vdev.devices) for index, vdev in enumerate(zfs.vdevs)]
+            yield from _devices(where, vdevs, zfs.wipe)
+            for index, twin in _first_seen(zfs.datasets, lambda dataset: dataset.name):
+                yield (*where, "datasets", index, "name"), f"dataset declared twice (also datasets[{twin}])"
+            for index, twin in _first_seen(zfs.datasets, lambda dataset: dataset.mount_point):
+                yield (*where, "datasets", index, "mount_point"), f"also the mount point of datasets[{twin}]"
+
+
+def _devices(where: tuple, groups: list[tuple[tuple, str, list[str]]], wipe: list[str]) -> Iterator[Problem]:
+    """Each array or vdev (key path, kind, devices) has enough devices; no device is in two."""
+    for path, kind, devices in groups:
+        if len(devices) < MIN_DEVICES[kind]:
+            yield (*path, "devices"), f"{kind} needs at least {MIN_DEVICES[kind]} devices"
+        if kind == "RAID10" and len(devices) % 2:
+            yield (*path, "devices"), "RAID10 needs an even number of devices"
+    every = [device for _, _, devices in groups for device in devices]
+    for index, _ in _first_seen(every, lambda device: device):
+        yield where, f"{every[index]} is listed twice"
+    for device in sorted(set(wipe) - set(every)):
+        yield (*where, "wipe"), f"{device} is not one of the devices"
 
 
 def _tls(config: Config) -> Iterator[Problem]:

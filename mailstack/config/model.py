@@ -117,6 +117,12 @@ class Dataset(Section):
     name: str = setting(example="vmail", doc="Dataset name below the pool.", min_length=1)
     mount_point: AbsolutePath = setting(example="/var/vmail", doc="Where the dataset is mounted.")
     quota: Size | None = setting(None, example="200G", doc="ZFS quota of the dataset; none by default.")
+    snapshots: bool = setting(
+        True,
+        example=False,
+        doc="Snapshots by Debian's zfs-auto-snapshot, which keeps 4 of every 15 minutes, 24 hourly, 31 daily,"
+        " 8 weekly and 12 monthly; they count against the quota.",
+    )
 
 
 class Zfs(Section):
@@ -135,7 +141,9 @@ class Zfs(Section):
         example=[{"name": "vmail", "mount_point": "/var/vmail", "quota": "200G"}],
         doc="Datasets created in the pool.",
     )
-    scrub: Literal["weekly", "monthly"] = setting("monthly", example="weekly", doc="How often the pool is scrubbed.")
+    scrub: Literal["weekly", "monthly"] = setting(
+        "monthly", example="weekly", doc="How often the pool is scrubbed (ZFS's own systemd timer)."
+    )
     wipe: list[DevicePath] = setting(
         [], example=["/dev/vdb"], doc="Disks whose existing data may be destroyed; others holding data are refused."
     )

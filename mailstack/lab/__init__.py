@@ -10,7 +10,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from .. import PROJECT, keys
@@ -81,6 +83,8 @@ class Lab:
             identity = self._identity()
             for host in self.hosts:
                 host.identity = identity
+                if isinstance(host, VirtualMachine):
+                    host.give_back()  # after a run that stopped while a fresh guest stood in
                 progress(f"starting {host.name} ({host.kind})")
                 host.start(self.settings.bridge)
             self._write_ssh_files()
@@ -183,6 +187,7 @@ class Lab:
         host = self.host(name)
         host.identity = self._identity()
         host.start(self.settings.bridge)
+        self._write_ssh_files()  # a host made again has new host keys
         self._wait_for_ssh([host])
 
     def restart(self, name: str) -> None:
@@ -199,6 +204,24 @@ class Lab:
         host.stop()
         self.start(name)
 
+    @contextmanager
+    def fresh_guest(self, name: str) -> Iterator[None]:
+        """A QEMU guest made again from the image, with empty disks, for the length of the
+        block; then the guest as it was comes back, disks and all, as if never stopped."""
+        host = self.host(name)
+        if not isinstance(host, VirtualMachine):
+            raise LabError(f"{name} is not a QEMU guest")
+        progress(f"{name}: a fresh guest stands in")
+        host.stop()
+        host.set_aside()
+        try:
+            self.start(name)
+            yield
+        finally:
+            progress(f"{name}: the guest as it was comes back")
+            host.give_back()
+            self.start(name)
+
     def set_link(self, name: str, up: bool) -> None:
         """Pull or plug one host's network cable."""
         network.set_link(self.host(name).link, up)
@@ -206,7 +229,8 @@ class Lab:
     def down(self) -> None:
         """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""
         names = {host.name for host in self.hosts}
-        leftovers = [self._leftover(path.name) for path in HOSTS.glob("*") if path.name not in names]
+        leftovers = [self._leftover(path.name) for path in HOSTS.glob("*") if path.name not in names
+                     and path.suffix != ".kept"]
         steps = [host.stop for host in self.hosts + leftovers]
         with ThreadPoolExecutor(max_workers=8) as pool:
             failures = [error for error in pool.map(_attempt, steps) if error]

@@ -56,7 +56,8 @@ class LabHost:
         self._ready.write_text(self._fingerprint())
 
     def _fingerprint(self) -> str:
-        return hashlib.sha256(repr(sorted(self.identity.items())).encode()).hexdigest()
+        """The identity and the images' recipe: a host made from older images is made again."""
+        return hashlib.sha256(f"{sorted(self.identity.items())!r} {images.RECIPE}".encode()).hexdigest()
 
     def ssh_ready(self) -> bool:
         """sshd answers with its banner (a listening socket alone is not enough)."""
@@ -221,6 +222,23 @@ class VirtualMachine(LabHost):
         """Boot from now on with the initramfs the guest made (an array in its mdadm.conf):
         QEMU's direct kernel boot reads it from here, not from the guest's /boot."""
         self.initrd.write_bytes(image)
+
+    @property
+    def kept(self) -> Path:
+        """Where the guest's disks wait while a fresh guest stands in (``Lab.fresh_guest``)."""
+        return self.state.with_name(f"{self.name}.kept")
+
+    def set_aside(self) -> None:
+        """Keep the stopped guest's disks aside; the next start makes a fresh guest."""
+        shutil.rmtree(self.kept, ignore_errors=True)
+        self.state.rename(self.kept)
+
+    def give_back(self) -> None:
+        """The kept disks back in place of the fresh guest's, if any were set aside."""
+        if self.kept.exists():
+            self.stop()
+            shutil.rmtree(self.state, ignore_errors=True)
+            self.kept.rename(self.state)
 
     def start(self, bridge: str) -> None:
         if not self.is_prepared():

@@ -1,12 +1,14 @@
 """Storage of /var/vmail on hosts in the storage group: the array runs in sync at the
-configured level, its filesystem is mounted as configured and recorded for boot.
+configured level, or the pool is ONLINE without errors; the filesystem or the datasets are
+mounted as configured and recorded for boot; scrubs and snapshots are scheduled.
 
-A degraded array fails ``test_array_is_healthy`` with a message naming the failed device.
+A degraded array or pool fails ``test_array_is_healthy`` or ``test_pool_is_healthy`` with a
+message naming the failed device.
 """
 
 import pytest
 
-from facts.storage import BlockDevices, MdArrays, MdConfig
+from facts.storage import BlockDevices, MdArrays, MdConfig, ZfsDatasets, ZfsPools
 from mailstack import storage
 
 GROUPS = ["storage"]
@@ -14,11 +16,22 @@ MIN_FREE = 0.10  # of the filesystem's size
 
 
 @pytest.fixture
-def raid(host, cluster):
-    layout = cluster.hosts[host.backend.hostname].storage
+def layout(host, cluster):
+    return cluster.hosts[host.backend.hostname].storage
+
+
+@pytest.fixture
+def raid(layout):
     if layout.mdraid is None:
         pytest.skip("this host's storage is not an mdadm array")
     return layout.mdraid
+
+
+@pytest.fixture
+def pool(layout):
+    if layout.zfs is None:
+        pytest.skip("this host's storage is not a ZFS pool")
+    return layout.zfs
 
 
 def fact(host, fact_class, **arguments):
@@ -52,6 +65,34 @@ def test_fstab_and_mdadm_conf_record_the_array(host, raid, cluster):
     assert host.service("mdmonitor").is_running
 
 
-def test_free_space_above_threshold(host, raid):
-    size, available = map(int, host.check_output(f"df --output=size,avail -B1 {raid.mount_point} | tail -n 1").split())
-    assert available >= MIN_FREE * size, f"{raid.mount_point}: {available} of {size} bytes free"
+def test_pool_is_healthy(host, pool):
+    devices = storage.zfs_devices(pool)
+    problems = storage.zfs_health(pool, fact(host, ZfsPools), fact(host, BlockDevices, devices=tuple(devices)))
+    assert not problems, "; ".join(problems)
+
+
+def test_datasets_are_mounted_as_configured(host, pool):
+    wanted = storage.dataset_properties(pool)
+    names = sorted({"mounted", *(name for properties in wanted.values() for name in properties)})
+    problems = storage.dataset_differences(pool, fact(host, ZfsDatasets, properties=tuple(names)))
+    assert not problems, "; ".join(problems)
+    for dataset in pool.datasets:
+        mount = host.mount_point(dataset.mount_point)
+        assert mount.exists and (mount.filesystem, mount.device) == ("zfs", f"{pool.pool}/{dataset.name}")
+
+
+def test_pool_is_imported_at_boot_scrubbed_and_snapshotted(host, pool):
+    assert host.check_output(f"zpool get -H -o value cachefile,ashift {pool.pool}").split() == ["-", str(pool.ashift)]
+    assert host.file("/etc/zfs/zpool.cache").exists
+    for unit in ("zfs-import-cache.service", "zfs-mount.service", "zfs.target", "cron"):
+        assert host.service(unit).is_enabled, unit
+    scrub = host.service(f"zfs-scrub-{pool.scrub}@{pool.pool}.timer")
+    assert scrub.is_enabled and scrub.is_running
+    assert host.package("zfs-auto-snapshot").is_installed and host.service("cron").is_running
+
+
+def test_free_space_above_threshold(host, layout):
+    mount_points = [layout.mdraid.mount_point] if layout.mdraid else [d.mount_point for d in layout.zfs.datasets]
+    for mount_point in mount_points:
+        size, available = map(int, host.check_output(f"df --output=size,avail -B1 {mount_point} | tail -n 1").split())
+        assert available >= MIN_FREE * size, f"{mount_point}: {available} of {size} bytes free"

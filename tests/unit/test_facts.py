@@ -1,14 +1,25 @@
-"""Custom facts parse what real hosts print: ``mdadm --detail`` recorded on the lab's store1
-(RAID10 over four virtio disks) while resyncing, healthy, degraded and recovering, and a
-RAID10 over loop devices that lost a whole mirror pair (failed)."""
+"""Custom facts parse what real hosts print, recorded on the lab's store1:
 
+- ``mdadm --detail`` of a RAID10 over four virtio disks while resyncing, healthy, degraded and
+  recovering, and of a RAID10 over loop devices that lost a whole mirror pair (failed);
+- ``zpool status``/``zpool get`` of a pool of two mirrors (healthy, a disk offline, resilvering)
+  and of mirrors over files and device-mapper disks: checksum errors, a file gone, both
+  disks failing I/O (suspended);
+- what ``BlockDevices`` finds on a disk of an exported pool, a mounted ext4, an empty disk,
+  a running array's member and a missing disk.
+"""
+
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from facts.storage import MdArrays
+from deploys.storage import add_component
+from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
+from facts.storage import BlockDevices, MdArrays, ZfsDatasets, ZfsPools
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mdadm"
+ZFS_FIXTURES = FIXTURES.parent / "zfs"
 SETS = {"/dev/vdb": "set-A", "/dev/vdc": "set-B", "/dev/vdd": "set-A", "/dev/vde": "set-B"}
 
 
@@ -43,3 +54,113 @@ def test_md_arrays_failed():
 
 def test_no_arrays():
     assert MdArrays().process([]) == {}
+
+
+def zfs_pools(fixture: str) -> dict:
+    return ZfsPools().process((ZFS_FIXTURES / f"{fixture}.txt").read_text().splitlines())
+
+
+def devices(pool: dict) -> dict[str, str]:
+    return {name: device["state"] for vdev in pool["vdevs"] for name, device in vdev["devices"].items()}
+
+
+@pytest.mark.parametrize(
+    "fixture, state, vdc, scan",
+    [
+        ("healthy", "ONLINE", "ONLINE", ("scrub", False, None)),
+        ("degraded", "DEGRADED", "OFFLINE", ("scrub", False, None)),
+        ("resilvering", "ONLINE", "ONLINE", ("resilver", True, 71.37)),
+    ],
+)
+def test_zfs_pools_of_two_mirrors(fixture, state, vdc, scan):
+    pool = zfs_pools(fixture)["tank"]
+    assert (pool["state"], pool["errors"], pool["properties"]["ashift"]) == (state, "No known data errors", "12")
+    assert [(vdev["name"], vdev["type"], sorted(vdev["devices"])) for vdev in pool["vdevs"]] == [
+        ("mirror-0", "mirror", ["/dev/vdb", "/dev/vdc"]),
+        ("mirror-1", "mirror", ["/dev/vdd", "/dev/vde"]),
+    ]
+    assert devices(pool) == {"/dev/vdb": "ONLINE", "/dev/vdc": vdc, "/dev/vdd": "ONLINE", "/dev/vde": "ONLINE"}
+    assert (pool["scan"]["action"], pool["scan"]["running"], pool["scan"]["percent"]) == scan
+
+
+def test_zfs_pool_with_checksum_errors_names_the_device():
+    pool = zfs_pools("checksum-errors")["scratch"]
+    assert pool["state"] == "ONLINE"
+    assert pool["vdevs"][0]["devices"]["/root/b"] == {
+        "state": "ONLINE",
+        "read": 0,
+        "write": 0,
+        "checksum": 186,
+        "note": "",
+    }
+
+
+def test_zfs_pool_with_a_device_gone_names_what_it_was():
+    pool = zfs_pools("missing")["scratch"]
+    assert (pool["state"], devices(pool)) == ("DEGRADED", {"/root/a": "ONLINE", "/root/b": "UNAVAIL"})
+
+
+def test_zfs_pool_that_failed():
+    pool = zfs_pools("failed")["broken"]
+    assert (pool["state"], pool["vdevs"][0]["state"]) == ("SUSPENDED", "UNAVAIL")
+    assert devices(pool) == {"/dev/dm-0": "FAULTED", "/dev/dm-1": "FAULTED"}
+    assert pool["vdevs"][0]["devices"]["/dev/dm-0"]["read"] == 3
+    assert pool["errors"] == "1 data errors, use '-v' for a list"
+    assert pool["scan"] is None
+
+
+def test_no_pools():
+    assert ZfsPools().process([]) == {}
+
+
+def test_zfs_datasets_are_exact():
+    found = ZfsDatasets().process(["tank\tmountpoint\tnone", "tank/vmail\tquota\t104857600"])
+    assert found == {"tank": {"mountpoint": "none"}, "tank/vmail": {"quota": "104857600"}}
+
+
+def test_block_devices():
+    found = BlockDevices().process((FIXTURES.parent / "disks" / "mixed.txt").read_text().splitlines())
+    assert found["/dev/vdb"]["signatures"] == ["gpt", "gpt", "PMBR"]
+    assert found["/dev/vdb"]["partitions"] == {
+        "/dev/vdb1": {"signature": "zfs_member", "label": "tank"},
+        "/dev/vdb9": {"signature": None, "label": None},
+    }
+    assert (found["/dev/vdf"]["signatures"], found["/dev/vdf"]["mounted"]) == (["ext4"], ["/mnt/precious"])
+    assert found["/dev/vdf"]["uuid"] == "8b7d4485-c05d-40cc-9f7b-ab709ff0235b"
+    assert found["/dev/vdg"] == {
+        "path": "/dev/vdg",
+        "signatures": [],
+        "uuid": None,
+        "mounted": [],
+        "holders": [],
+        "partitions": {},
+    }
+    assert (found["/dev/loop10"]["signatures"], found["/dev/loop10"]["holders"]) == (["linux_raid_member"], ["md127"])
+    assert found["/dev/vdz"] is None
+
+
+def test_contrib_is_added_to_debian_sources_once(tmp_path):
+    """The fact's command and the operation's sed, run on sample files: every entry with main
+    gets contrib, then the fact finds nothing left to do."""
+    one_line, deb822 = tmp_path / "sources.list", tmp_path / "debian.sources"
+    one_line.write_text(
+        "deb http://deb.debian.org/debian bookworm main non-free-firmware\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
+    )
+    deb822.write_text("Types: deb\nComponents: main\n")
+
+    def lacking() -> list[str]:
+        command = DebianSourcesWithout().command(component="contrib")
+        for path, sample in zip(DEBIAN_SOURCES, (one_line, deb822)):
+            command = command.replace(f"{path} ", f"{sample} ").replace(f"{path};", f"{sample};")
+        output = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
+        return DebianSourcesWithout().process(output.splitlines())
+
+    assert lacking() == [str(one_line), str(deb822)]
+    subprocess.run(add_component("contrib", lacking()), shell=True, check=True)
+    assert one_line.read_text() == (
+        "deb http://deb.debian.org/debian bookworm main contrib non-free-firmware\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
+    )
+    assert deb822.read_text() == "Types: deb\nComponents: main contrib\n"
+    assert lacking() == []
