@@ -149,11 +149,19 @@ def zfs_refusals(zfs: Zfs, pools: dict, disks: dict) -> list[str]:
 
 
 def pool_differences(zfs: Zfs, pools: dict, disks: dict | None = None) -> list[str]:
-    """How the imported pool's layout differs from the configured one: vdev types, devices."""
+    """How the imported pool's layout differs from the configured one: other vdevs, or a
+    vdev with a disk the configuration does not list. A disk that is gone (ZFS names it by
+    what it was) keeps the pool the same pool, degraded, which the checks report."""
     disks = disks or {}
     wanted = [(vdev.type, sorted((disks.get(d) or {}).get("path", d) for d in vdev.devices)) for vdev in zfs.vdevs]
     found = [(vdev["type"], sorted(vdev["devices"])) for vdev in pools[zfs.pool]["vdevs"]]
-    if found == wanted:
+    present = [
+        (vdev["type"], {name for name, device in vdev["devices"].items() if not device["note"].startswith("was ")})
+        for vdev in pools[zfs.pool]["vdevs"]
+    ]
+    if len(wanted) == len(present) and all(
+        kind == found_kind and devices <= set(listed) for (kind, listed), (found_kind, devices) in zip(wanted, present)
+    ):
         return []
     return [f"pool {zfs.pool} is {_layout(found)}, the configuration says {_layout(wanted)}"]
 

@@ -152,6 +152,12 @@ def test_a_pool_that_differs_is_reported_not_rebuilt():
     ]
 
 
+def test_a_pool_that_lost_a_disk_is_the_same_pool():
+    """ZFS names a vanished disk by what it was: its partition, not the configured disk."""
+    scratch = Zfs.model_construct(pool="scratch", vdevs=[Vdev.model_construct(type="mirror", devices=["/root/a"])])
+    assert storage.zfs_refusals(scratch, pools("missing"), {}) == []
+
+
 def test_the_pool_is_made_as_configured():
     assert storage.zpool_create(ZFS) == (
         "zpool create -o ashift=12 -O compression=lz4 -O atime=off -O mountpoint=none"
