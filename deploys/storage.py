@@ -102,6 +102,30 @@ def add_component(component: str, files: list[str]) -> str:
 
 
 @operation()
+def shell_variables(path: str, values: dict[str, str]):
+    """
+    A file of shell variables that a service sources (``/etc/zfs/zed.d/zed.rc``) sets each
+    of ``values``, once: their lines, commented out or not, give way to one line each.
+
+    + path: the file, which the package that owns it has installed
+    + values: variable name to value
+    """
+    wanted = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+    assigned = re.compile(rf"^#?\s*({'|'.join(values)})=")
+    if [line for line in host.get_fact(FileContents, path=path) or [] if assigned.match(line)] == wanted:
+        host.noop(f"{path} sets {', '.join(values)}")
+        return
+    yield set_shell_variables(path, values)
+
+
+def set_shell_variables(path: str, values: dict[str, str]) -> str:
+    """Shell: drop every line assigning one of ``values``, commented out or not, then add one each."""
+    lines = " ".join(shlex.quote(f"{name}={shlex.quote(value)}") for name, value in values.items())
+    drop = shlex.quote(rf"/^#?\s*({'|'.join(values)})=/d")
+    return f"sed -i -E {drop} {path} && printf '%s\\n' {lines} >> {path}"
+
+
+@operation()
 def zfs_dataset(dataset: str, properties: dict[str, str]):
     """
     ZFS filesystem ``dataset`` exists, mounted, with ``properties`` as ``zfs get -p`` shows them.
@@ -129,7 +153,7 @@ def storage():
     if layout.mdraid:
         software_raid(where + ".mdraid", layout.mdraid, config.postmaster)
     else:
-        zfs_pool(where + ".zfs", layout.zfs)
+        zfs_pool(where + ".zfs", layout.zfs, config.postmaster)
 
 
 def refuse_hiding_files(where: str, mount_point: str) -> None:
@@ -175,7 +199,7 @@ def software_raid(where: str, raid, mail_to: str):
     systemd.service(name="Monitor the array", service="mdmonitor", running=True)
 
 
-def zfs_pool(where: str, zfs):
+def zfs_pool(where: str, zfs, mail_to: str):
     pools = host.get_fact(ZfsPools)
     devices = rules.zfs_devices(zfs)
     disks = host.get_fact(BlockDevices, devices=tuple(devices))
@@ -206,6 +230,15 @@ def zfs_pool(where: str, zfs):
             service=f"zfs-scrub-{schedule}@{zfs.pool}.timer", running=scrubbed, enabled=scrubbed,
         )
     systemd.service(name="Run cron for zfs-auto-snapshot", service="cron", running=True, enabled=True)
+    # ZFS's event daemon mails faults and scrub errors as mdadm's monitor does: through sendmail,
+    # which takes the Subject line zed writes when its options name no subject.
+    alerts = shell_variables(
+        name="Mail ZFS faults to the postmaster",
+        path="/etc/zfs/zed.d/zed.rc",
+        values={"ZED_EMAIL_ADDR": mail_to, "ZED_EMAIL_PROG": "/usr/sbin/sendmail", "ZED_EMAIL_OPTS": "@ADDRESS@"},
+    )
+    systemd.service(name="Run the ZFS event daemon", service="zfs-zed", running=True, enabled=True)
+    systemd.service(name="Restart the ZFS event daemon", service="zfs-zed", restarted=True, _if=alerts.did_change)
 
 
 def zfs_packages() -> list[str]:
@@ -217,4 +250,4 @@ def zfs_packages() -> list[str]:
         for name in host.get_fact(DebPackages) if re.fullmatch(r"linux-image-\D\S*", name)
     ]
     kernel = host.get_fact(KernelVersion)
-    return [f"linux-headers-{kernel}", *metapackages, "zfs-dkms", "zfsutils-linux", "zfs-auto-snapshot"]
+    return [f"linux-headers-{kernel}", *metapackages, "zfs-dkms", "zfsutils-linux", "zfs-zed", "zfs-auto-snapshot"]

@@ -1,6 +1,7 @@
 """Storage of /var/vmail on hosts in the storage group: the array runs in sync at the
 configured level, or the pool is ONLINE without errors; the filesystem or the datasets are
-mounted as configured and recorded for boot; scrubs and snapshots are scheduled.
+mounted as configured and recorded for boot; scrubs and snapshots are scheduled; failures
+are mailed to the postmaster.
 
 A degraded array or pool fails ``test_array_is_healthy`` or ``test_pool_is_healthy`` with a
 message naming the failed device.
@@ -89,6 +90,12 @@ def test_pool_is_imported_at_boot_scrubbed_and_snapshotted(host, pool):
     scrub = host.service(f"zfs-scrub-{pool.scrub}@{pool.pool}.timer")
     assert scrub.is_enabled and scrub.is_running
     assert host.package("zfs-auto-snapshot").is_installed and host.service("cron").is_running
+
+
+def test_zfs_faults_are_mailed_to_the_postmaster(host, pool, cluster):
+    settings = host.check_output('. /etc/zfs/zed.d/zed.rc && echo "$ZED_EMAIL_ADDR $ZED_EMAIL_PROG"')
+    assert settings.split() == [cluster.postmaster, "/usr/sbin/sendmail"]
+    assert host.service("zfs-zed").is_running
 
 
 def test_free_space_above_threshold(host, layout):

@@ -66,7 +66,7 @@ def test_the_pool_is_deployed_and_passes_the_storage_checks(zfs_lab):
     deploy(zfs_lab, "--limit", STORE)
     result = storage_checks(zfs_lab)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "4 passed" in result.stdout, result.stdout[-500:]  # the pool's four checks; the array's skip
+    assert "5 passed" in result.stdout, result.stdout[-500:]  # the pool's checks; the array's skip
 
 
 def test_a_second_deploy_changes_nothing(zfs_lab):

@@ -9,13 +9,10 @@
   a running array's member and a missing disk.
 """
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from deploys.storage import add_component
-from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
 from facts.storage import BlockDevices, MdArrays, ZfsDatasets, ZfsPools
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mdadm"
@@ -137,30 +134,3 @@ def test_block_devices():
     }
     assert (found["/dev/loop10"]["signatures"], found["/dev/loop10"]["holders"]) == (["linux_raid_member"], ["md127"])
     assert found["/dev/vdz"] is None
-
-
-def test_contrib_is_added_to_debian_sources_once(tmp_path):
-    """The fact's command and the operation's sed, run on sample files: every entry with main
-    gets contrib, then the fact finds nothing left to do."""
-    one_line, deb822 = tmp_path / "sources.list", tmp_path / "debian.sources"
-    one_line.write_text(
-        "deb http://deb.debian.org/debian bookworm main non-free-firmware\n"
-        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
-    )
-    deb822.write_text("Types: deb\nComponents: main\n")
-
-    def lacking() -> list[str]:
-        command = DebianSourcesWithout().command(component="contrib")
-        for path, sample in zip(DEBIAN_SOURCES, (one_line, deb822)):
-            command = command.replace(f"{path} ", f"{sample} ").replace(f"{path};", f"{sample};")
-        output = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
-        return DebianSourcesWithout().process(output.splitlines())
-
-    assert lacking() == [str(one_line), str(deb822)]
-    subprocess.run(add_component("contrib", lacking()), shell=True, check=True)
-    assert one_line.read_text() == (
-        "deb http://deb.debian.org/debian bookworm main contrib non-free-firmware\n"
-        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
-    )
-    assert deb822.read_text() == "Types: deb\nComponents: main contrib\n"
-    assert lacking() == []

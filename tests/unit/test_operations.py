@@ -1,0 +1,55 @@
+"""Custom operations' commands, run on sample files as the hosts would run them, with the
+facts that decide whether they run."""
+
+import subprocess
+
+from deploys.storage import add_component, set_shell_variables
+from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
+
+
+def test_contrib_is_added_to_debian_sources_once(tmp_path):
+    """The fact's command and the operation's sed, run on sample files: every entry with main
+    gets contrib, then the fact finds nothing left to do."""
+    one_line, deb822 = tmp_path / "sources.list", tmp_path / "debian.sources"
+    one_line.write_text(
+        "deb http://deb.debian.org/debian bookworm main non-free-firmware\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
+    )
+    deb822.write_text("Types: deb\nComponents: main\n")
+
+    def lacking() -> list[str]:
+        command = DebianSourcesWithout().command(component="contrib")
+        for path, sample in zip(DEBIAN_SOURCES, (one_line, deb822)):
+            command = command.replace(f"{path} ", f"{sample} ").replace(f"{path};", f"{sample};")
+        output = subprocess.run(command, shell=True, capture_output=True, text=True, check=True).stdout
+        return DebianSourcesWithout().process(output.splitlines())
+
+    assert lacking() == [str(one_line), str(deb822)]
+    subprocess.run(add_component("contrib", lacking()), shell=True, check=True)
+    assert one_line.read_text() == (
+        "deb http://deb.debian.org/debian bookworm main contrib non-free-firmware\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main contrib\n# deb x bookworm main\n"
+    )
+    assert deb822.read_text() == "Types: deb\nComponents: main contrib\n"
+    assert lacking() == []
+
+
+def test_shell_variables_are_set_once(tmp_path):
+    """The operation's command on the lines of Debian's zed.rc that matter: each variable ends
+    up assigned by exactly one line, whether it was set, commented out or missing."""
+    zed_rc = tmp_path / "zed.rc"
+    zed_rc.write_text('ZED_EMAIL_ADDR="root"\n#ZED_EMAIL_PROG="mail"\n#ZED_EMAIL_OPTS="-s \'@SUBJECT@\' @ADDRESS@"\n'
+                      "ZED_NOTIFY_INTERVAL_SECS=3600\n")
+    values = {"ZED_EMAIL_ADDR": "postmaster@example.com", "ZED_EMAIL_PROG": "/usr/sbin/sendmail",
+              "ZED_EMAIL_OPTS": "@ADDRESS@", "ZED_NOTIFY_VERBOSE": "a b"}
+    subprocess.run(set_shell_variables(str(zed_rc), values), shell=True, check=True)
+    assert zed_rc.read_text().splitlines() == [
+        "ZED_NOTIFY_INTERVAL_SECS=3600",
+        "ZED_EMAIL_ADDR=postmaster@example.com",
+        "ZED_EMAIL_PROG=/usr/sbin/sendmail",
+        "ZED_EMAIL_OPTS=@ADDRESS@",
+        "ZED_NOTIFY_VERBOSE='a b'",
+    ]
+    sourced = subprocess.run([". " + str(zed_rc) + ' && echo "$ZED_EMAIL_ADDR|$ZED_NOTIFY_VERBOSE"'], shell=True,
+                             capture_output=True, text=True, check=True).stdout
+    assert sourced == "postmaster@example.com|a b\n"
