@@ -110,9 +110,8 @@ def shell_variables(path: str, values: dict[str, str]):
     + path: the file, which the package that owns it has installed
     + values: variable name to value
     """
-    wanted = [f"{name}={shlex.quote(value)}" for name, value in values.items()]
-    assigned = re.compile(rf"^#?\s*({'|'.join(values)})=")
-    if [line for line in host.get_fact(FileContents, path=path) or [] if assigned.match(line)] == wanted:
+    assigning = re.compile(_assigning(values))
+    if [line for line in host.get_fact(FileContents, path=path) or [] if assigning.match(line)] == _assignments(values):
         host.noop(f"{path} sets {', '.join(values)}")
         return
     yield set_shell_variables(path, values)
@@ -120,9 +119,18 @@ def shell_variables(path: str, values: dict[str, str]):
 
 def set_shell_variables(path: str, values: dict[str, str]) -> str:
     """Shell: drop every line assigning one of ``values``, commented out or not, then add one each."""
-    lines = " ".join(shlex.quote(f"{name}={shlex.quote(value)}") for name, value in values.items())
-    drop = shlex.quote(rf"/^#?\s*({'|'.join(values)})=/d")
+    lines = " ".join(shlex.quote(line) for line in _assignments(values))
+    drop = shlex.quote(f"/{_assigning(values)}/d")
     return f"sed -i -E {drop} {path} && printf '%s\\n' {lines} >> {path}"
+
+
+def _assignments(values: dict[str, str]) -> list[str]:
+    return [f"{name}={shlex.quote(value)}" for name, value in values.items()]
+
+
+def _assigning(values: dict[str, str]) -> str:
+    """A line that assigns one of ``values`` or is such a line commented out (Python's re and sed -E)."""
+    return rf"^#?\s*({'|'.join(values)})="
 
 
 @operation()
@@ -137,12 +145,15 @@ def zfs_dataset(dataset: str, properties: dict[str, str]):
     if found is None:
         yield " ".join(["zfs create", *(f"-o {shlex.quote(f'{k}={v}')}" for k, v in properties.items()), dataset])
         return
-    if changed := [f"{key}={value}" for key, value in properties.items() if found.get(key) != value]:
-        yield f"zfs set {' '.join(shlex.quote(change) for change in changed)} {dataset}"
-    if properties.get("mountpoint", "none") != "none" and found.get("mounted") != "yes":
-        yield f"zfs mount {dataset}"
-    if not changed and found.get("mounted") in ("yes", "-"):
+    changed = [f"{key}={value}" for key, value in properties.items() if found.get(key) != value]
+    unmounted = properties.get("mountpoint", "none") != "none" and found.get("mounted") != "yes"
+    if not (changed or unmounted):
         host.noop(f"{dataset} is as configured")
+        return
+    if changed:
+        yield f"zfs set {' '.join(shlex.quote(change) for change in changed)} {dataset}"
+    if unmounted:
+        yield f"zfs mount {dataset}"
 
 
 @deploy("Storage")
