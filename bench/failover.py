@@ -1,6 +1,6 @@
 """How long clients of the lab's virtual IP are cut off when part of the front fails.
 
-    make lab && .venv/bin/python bench/failover.py [--repeat N]
+    make lab && .venv/bin/python bench/faults.py [--repeat N]
 
 For each way an lb host can fail (its HAProxy stopped, the host crashed, its link pulled)
 and for a crashed mx host, a client submits mail through the virtual IP in a loop while a
@@ -18,27 +18,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from mailstack.inventory import load_for  # noqa: E402
-from mailstack.lab import Lab, failover, mailcheck  # noqa: E402
+from mailstack.lab import Lab, mailcheck  # noqa: E402
+from tests.lab import clients, faults  # noqa: E402
 
 
 def scenarios(lab: Lab) -> dict:
     lb, mx = lab.config.hosts_in("lb")[0], lab.config.hosts_in("mx")[0]
     return {
         f"{lb}: HAProxy stopped": lambda: lab.run(lb, "systemctl stop haproxy"),
-        f"{lb}: host crashed": lambda: lab.crash(lb),
-        f"{lb}: link pulled": lambda: lab.set_link(lb, up=False),
-        f"{mx}: host crashed": lambda: lab.crash(mx),
+        f"{lb}: host crashed": lambda: faults.crash(lab, lb),
+        f"{lb}: link pulled": lambda: faults.set_link(lab, lb, up=False),
+        f"{mx}: host crashed": lambda: faults.crash(lab, mx),
     }
 
 
 def measure(lab: Lab, client: mailcheck.Mx, fail) -> tuple[float, float]:
     address = str(lab.config.cluster.virtual_ip)
-    with failover.SubmitLoop(client) as loop:
-        failover.wait_for(lambda: len(loop.accepted) >= 5, 60, "mail before the failure", 0.1)
+    with clients.SubmitLoop(client) as loop:
+        faults.wait_for(lambda: len(loop.accepted) >= 5, 60, "mail before the failure", 0.1)
         started = time.monotonic()
         fail()
-        takeover = failover.time_until_answer(address, 587, started)
-        failover.wait_for(lambda: loop.accepted[-1][1] > started + takeover, 60, "mail after the failure", 0.1)
+        takeover = clients.time_until_answer(address, 587, started)
+        faults.wait_for(lambda: loop.accepted[-1][1] > started + takeover, 60, "mail after the failure", 0.1)
         time.sleep(2)
     return takeover, loop.outage(started)
 
@@ -61,11 +62,11 @@ def main() -> int:
     for name, fail in scenarios(lab).items():
         takeovers, outages = [], []
         for _ in range(options.repeat):
-            failover.make_whole(lab)
+            faults.make_whole(lab)
             takeover, outage = measure(lab, client, fail)
             takeovers.append(takeover)
             outages.append(outage)
-        failover.make_whole(lab)
+        faults.make_whole(lab)
         print(f"{name:28} {_figures(takeovers):32} {_figures(outages):32}", flush=True)
     return 0
 

@@ -4,8 +4,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys.common import cluster_config, component_files
 from facts.virt import Container
+from mailstack.component import EVERY_HOST, Component, ManagedFile
+from operations.components import cluster_config, component_files
 
 BASE_PACKAGES = ["ca-certificates", "openssl", "less", "procps"]
 
@@ -15,7 +16,7 @@ def base():
     config = cluster_config()
     server.hostname(name="Set the host name", hostname=host.name)
     # apt settings (the proxy among them) must be in place before apt is first used.
-    settings = component_files(name="Install base configuration", component_name="base")
+    settings = component_files(name="Install base configuration", component=BASE)
     apt.update(name="Update apt lists", cache_time=24 * 3600)
     apt.packages(name="Install base packages", packages=BASE_PACKAGES)
     # Not server.timezone: its fact resolves links (UTC -> Etc/UTC) and never matches an alias.
@@ -31,3 +32,15 @@ def base():
             restarted=True,
             _if=settings.did_change,
         )
+
+
+BASE = Component(
+    base,
+    EVERY_HOST,
+    files=(
+        ManagedFile("/etc/apt/apt.conf.d/90mailstack"),
+        ManagedFile("/etc/timezone"),
+        ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
+    ),
+    check="apt-config -c {root}/etc/apt/apt.conf.d/90mailstack dump >/dev/null",
+)

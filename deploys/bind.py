@@ -5,14 +5,34 @@ and ``mailstack dns push`` publishes the cluster's records to it.
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
 
-from deploys.common import component_files
+from deploys.common import configured_service
+from mailstack.component import Component, ManagedFile, Target
 
 
 @deploy("Authoritative DNS (BIND)")
 def bind():
-    apt.packages(name="Install BIND", packages=["bind9"])
-    files = component_files(name="Configure BIND", component_name="bind")
-    systemd.service(name="Run BIND", service="named", running=True, enabled=True)
-    systemd.service(name="Reload BIND", service="named", reloaded=True, _if=files.did_change)
+    configured_service(BIND, "named", "BIND", packages=["bind9"])
+
+
+def values(target: Target) -> dict:
+    return {"tsig_secret": target.named_secret(target.config.dns.tsig_secret_file)}
+
+
+BIND = Component(
+    bind,
+    frozenset({"ns"}),
+    files=(
+        ManagedFile("/etc/bind/named.conf.options"),
+        ManagedFile("/etc/bind/named.conf.local", mode="640", group="bind"),
+        ManagedFile("/var/lib/bind/mail-domain.zone", user="bind", group="bind", create_only=True),
+    ),
+    check=(
+        "mkdir -p {root}/var/cache/bind"  # named-checkconf changes into the options' directory
+        " && named-checkconf -t {root} /etc/bind/named.conf.options"
+        " && named-checkconf -t {root} /etc/bind/named.conf.local"
+        " && zone={root}/var/lib/bind/mail-domain.zone"
+        ' && named-checkzone -q "$(sed -n "s/^\\$ORIGIN //p" $zone)" $zone'
+    ),
+    values=values,
+)

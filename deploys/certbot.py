@@ -11,8 +11,9 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import apt, server, systemd
 
-from deploys.common import cluster_config, component_files
-from mailstack import tls as tls_settings
+from mailstack import certificates
+from mailstack.component import FRONT, MAIL, Component, ManagedFile, Target
+from operations.components import cluster_config, component_files
 
 
 def certonly_command(config, host_name: str) -> str:
@@ -20,7 +21,7 @@ def certonly_command(config, host_name: str) -> str:
     command = [
         "certbot", "certonly", "--non-interactive", "--agree-tos", "--no-eff-email",
         "--email", acme.email, "--server", acme.directory,
-        "--cert-name", tls_settings.CERT_NAME, "--reuse-key",
+        "--cert-name", certificates.CERT_NAME, "--reuse-key",
         "--deploy-hook", "/etc/letsencrypt/renewal-hooks/deploy/mailstack",
     ]
     if acme.challenge == "dns-rfc2136":
@@ -30,7 +31,7 @@ def certonly_command(config, host_name: str) -> str:
         ]
     else:
         command += ["--standalone"]
-    for name in tls_settings.names(config, host_name):
+    for name in certificates.names(config, host_name):
         command += ["-d", name]
     return shlex.join(command)
 
@@ -39,10 +40,10 @@ def certonly_command(config, host_name: str) -> str:
 def certbot():
     config = cluster_config()
     apt.packages(name="Install certbot", packages=["certbot", "python3-certbot-dns-rfc2136"])
-    files = component_files(name="Configure certbot", component_name="certbot")
+    files = component_files(name="Configure certbot", component=CERTBOT)
     systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     # The live/ names are links; the renewal file is a plain file that exists once issued.
-    if not host.get_fact(File, path=f"/etc/letsencrypt/renewal/{tls_settings.CERT_NAME}.conf"):
+    if not host.get_fact(File, path=f"/etc/letsencrypt/renewal/{certificates.CERT_NAME}.conf"):
         server.shell(
             name="Obtain the certificate",
             commands=[wait_for_directory(config.tls.acme.directory), certonly_command(config, host.name)],
@@ -55,3 +56,22 @@ def wait_for_directory(url: str, seconds: int = 300) -> str:
     probe = f"import urllib.request; urllib.request.urlopen({url!r}, timeout=5)"
     loop = f"until python3 -c {shlex.quote(probe)} 2>/dev/null; do sleep 2; done"
     return f"timeout {seconds} sh -c {shlex.quote(loop)}"
+
+
+def values(target: Target) -> dict:
+    dns = target.config.dns
+    return {"tsig_secret": target.named_secret(dns.tsig_secret_file) if dns else None}
+
+
+CERTBOT = Component(
+    certbot,
+    MAIL | FRONT,
+    files=(
+        ManagedFile("/etc/letsencrypt/mailstack-rfc2136.ini", mode="600"),
+        ManagedFile("/etc/letsencrypt/renewal-hooks/deploy/mailstack", mode="755"),
+        ManagedFile("/etc/systemd/system/certbot.service.d/mailstack.conf"),
+    ),
+    check="sh -n {root}/etc/letsencrypt/renewal-hooks/deploy/mailstack",
+    values=values,
+    when=lambda config: config.tls.mode == "acme",
+)

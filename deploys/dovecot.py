@@ -1,12 +1,15 @@
-"""Dovecot: IMAP, LMTP, SASL for Postfix, quotas with quota-status, Sieve and ManageSieve."""
+"""Dovecot: IMAP, LMTP, SASL for Postfix, quotas with quota-status, Sieve and ManageSieve,
+and dsync replication between the mx hosts."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 
-from deploys.common import component_files
-from mailstack.render import VMAIL_UID
+from deploys.common import configured_service
+from mailstack import certificates, services
+from mailstack.component import MAIL, Component, ManagedFile, Target
 
 PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"]
+VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
 
 
 @deploy("Dovecot")
@@ -18,7 +21,31 @@ def dovecot():
         home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False,
     )
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
-    changed = component_files(name="Configure Dovecot", component_name="dovecot")
-    systemd.daemon_reload(name="Reload systemd units", _if=changed.did_change)
-    systemd.service(name="Run Dovecot", service="dovecot", running=True, enabled=True)
-    systemd.service(name="Reload Dovecot", service="dovecot", reloaded=True, _if=changed.did_change)
+    configured_service(DOVECOT, "dovecot", "Dovecot")
+
+
+def values(target: Target) -> dict:
+    config = target.config
+    return {
+        "vmail_uid": VMAIL_UID,
+        "tls": certificates.paths(config),
+        "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
+        "lb_addresses": services.addresses(config, "lb"),
+        "replication_port": services.REPLICATION_PORT,
+        "peers": [name for name in config.hosts_in("mx") if name != target.name],
+        "doveadm_password": target.named_secret("doveadm.pass"),
+    }
+
+
+DOVECOT = Component(
+    dovecot,
+    MAIL,
+    files=(
+        ManagedFile("/etc/dovecot/dovecot.conf"),
+        ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
+        ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
+        ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
+    ),
+    check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
+    values=values,
+)

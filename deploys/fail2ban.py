@@ -2,15 +2,33 @@
 banned by the client's own address from the PROXY header (``action.d/mailstack-proxy.conf``)."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
 
-from deploys.common import component_files
+from deploys.common import configured_service
+from mailstack import services
+from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 
 
 @deploy("fail2ban")
 def fail2ban():
     # python3-systemd: the jails read the journal; Debian 12 logs nowhere else by default.
-    apt.packages(name="Install fail2ban", packages=["fail2ban", "python3-systemd"])
-    files = component_files(name="Configure fail2ban", component_name="fail2ban")
-    systemd.service(name="Run fail2ban", service="fail2ban", running=True, enabled=True)
-    systemd.service(name="Reload fail2ban", service="fail2ban", reloaded=True, _if=files.did_change)
+    configured_service(FAIL2BAN, "fail2ban", "fail2ban", packages=["fail2ban", "python3-systemd"])
+
+
+def values(target: Target) -> dict:
+    return {"deployer": target.deployer, "services": services.SERVICES}
+
+
+FAIL2BAN = Component(
+    fail2ban,
+    EVERY_HOST,
+    files=(
+        ManagedFile("/etc/fail2ban/jail.d/mailstack.local"),
+        ManagedFile("/etc/fail2ban/action.d/mailstack-proxy.conf"),
+    ),
+    # fail2ban-client tests a whole configuration folder: the shipped one with the staged files over it.
+    check=(
+        "cp -a /etc/fail2ban {root}/fail2ban-check && cp -a {root}/etc/fail2ban/. {root}/fail2ban-check/"
+        " && fail2ban-client -c {root}/fail2ban-check --test >/dev/null"
+    ),
+    values=values,
+)

@@ -9,10 +9,14 @@ They stand in for what production already has, a DNS provider and Let's Encrypt,
 next, so one run cannot make the mx hosts wait for a CA that the same run installs.)
 """
 
-from deploys.base import base
-from deploys.bind import bind
-from deploys.pebble import pebble
+from pyinfra.context import ctx_host
 
-base()
-bind()
-pebble()
+from deploys.base import BASE
+from deploys.bind import BIND
+from deploys.common import converge
+from deploys.pebble import PEBBLE
+
+LAB_SERVICES = (BASE, BIND, PEBBLE)
+
+if ctx_host.isset():  # run by pyinfra, not imported to read the list
+    converge(LAB_SERVICES)

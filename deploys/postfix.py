@@ -3,7 +3,9 @@
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
-from deploys.common import component_files
+from mailstack import certificates, services
+from mailstack.component import MAIL, Component, ManagedFile, Target
+from operations.components import component_files
 
 MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/postfix/sender_logins"]
 
@@ -11,7 +13,50 @@ MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/
 @deploy("Postfix")
 def postfix():
     apt.packages(name="Install Postfix", packages=["postfix"])
-    files = component_files(name="Configure Postfix", component_name="postfix")
+    files = component_files(name="Configure Postfix", component=POSTFIX)
     server.shell(name="Index Postfix maps", commands=["postmap " + " ".join(MAPS)], _if=files.did_change)
     systemd.service(name="Run Postfix", service="postfix", running=True, enabled=True)
     systemd.service(name="Reload Postfix", service="postfix", reloaded=True, _if=files.did_change)
+
+
+def sender_logins(config) -> dict[str, list[str]]:
+    """Who may send as which address: users as themselves, alias addresses by their local targets."""
+    users = {user.address for user in config.users}
+    logins = {address: [address] for address in sorted(users)}
+    for alias in config.aliases:
+        owners = [target for target in alias.to if target in users]
+        if owners and not alias.address.startswith("@"):
+            logins[alias.address] = owners
+    return logins
+
+
+def values(target: Target) -> dict:
+    config = target.config
+    return {
+        "tls": certificates.paths(config),
+        "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
+        "lb_addresses": services.addresses(config, "lb"),
+        "sender_logins": sender_logins(config),
+    }
+
+
+POSTFIX = Component(
+    postfix,
+    MAIL,
+    files=(
+        ManagedFile("/etc/postfix/main.cf"),
+        ManagedFile("/etc/postfix/master.cf"),
+        ManagedFile("/etc/postfix/virtual_mailboxes"),
+        ManagedFile("/etc/postfix/virtual_aliases"),
+        ManagedFile("/etc/postfix/sender_logins"),
+        ManagedFile("/etc/postfix/postscreen_access.cidr"),
+    ),
+    # postconf only warns about unknown parameters and malformed master.cf lines: treat warnings as errors.
+    check=(
+        "warnings=$(postconf -c {root}/etc/postfix -n 2>&1 >/dev/null;"
+        " postconf -c {root}/etc/postfix -M 2>&1 >/dev/null)"
+        ' && [ -z "$warnings" ] || (echo "$warnings" >&2; exit 1)'
+        " && postfix -c {root}/etc/postfix check"
+    ),
+    values=values,
+)

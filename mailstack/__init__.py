@@ -3,4 +3,4 @@
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-TEMPLATES = PROJECT / "templates"
+TEMPLATES = Path(__file__).resolve().parent / "templates"  # a link to the project's templates/ in a checkout

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 from dns import exception as dns_exception
 
-from . import PROJECT, records, tls, users
+from . import PROJECT, certificates, records, secrets, users
 from . import dns as dns_records
 from .config import GROUPS, ConfigError
 from .config.types import format_size
@@ -50,9 +50,19 @@ def render(args) -> int:
     return 0
 
 
+def make_secrets(args) -> int:
+    """Make the keys and passwords the cluster needs that do not exist yet (DKIM keys, VRRP and
+    doveadm passwords, the internal CA and its certificates, the lab's keys); existing ones are kept."""
+    config = load_for(args.inventory)
+    folder = secrets.make(config)
+    print(f"{config.source}: secrets in {folder} (never printed; files are 0600)")
+    return 0
+
+
 def dns(args) -> int:
     """The DNS records the cluster needs: print them, publish them (RFC 2136), or check them."""
     config = load_for(args.inventory)
+    secrets.make(config)  # the DKIM keys the records publish
     if args.action == "records":
         return _print_records(config, args.format)
     if config.dns is None and (args.action == "push" or not args.resolver):
@@ -63,7 +73,7 @@ def dns(args) -> int:
             print("\n".join(lines) if lines else "nothing to change")
             return 0
         differences = dns_records.compare(config, args.resolver)
-        problems = dns_records.semantic_problems(config, differences, tls.extra_roots(config))
+        problems = dns_records.semantic_problems(config, differences, certificates.extra_roots(config))
     except (OSError, RuntimeError, dns_exception.DNSException) as error:
         print(f"mailstack dns: {error}", file=sys.stderr)
         return 1
@@ -76,8 +86,8 @@ def dns(args) -> int:
 
 
 def _print_records(config, output_format: str) -> int:
-    certificates = tls.served_certificates(config)
-    found = records.records(config, certificates)
+    served = certificates.served_certificates(config)
+    found = records.records(config, served)
     ptr = records.reverse_dns(config)
     if output_format == "json":
         print(json.dumps({
@@ -87,7 +97,7 @@ def _print_records(config, output_format: str) -> int:
         return 0
     for record in found:
         print(f"; {record.why}\n{record.zone_line()}")
-    if unasked := [name for name in config.hosts_in("mx") if name not in certificates]:
+    if unasked := [name for name in config.hosts_in("mx") if name not in served]:
         print(f"; TLSA for port 25 is missing: {', '.join(unasked)} could not be asked for the certificate (SSH)")
     print("; Reverse DNS (PTR) is published by whoever owns the addresses; ask them for:")
     for address, name in ptr:
@@ -191,8 +201,8 @@ def _print_login(the_lab: Lab) -> None:
             raise LabError(f"the mail round trip through {name} failed: {error}") from None
         print(f"{config.cluster.mail_hostname} ({config.cluster.virtual_ip}) served by {name}: IMAP 993 (TLS),"
               f" 143 (STARTTLS); SMTP submission 587, 465 -- round trip alice -> bob took {seconds:.1f} s")
-    logins = ", ".join(f"{user} / {password}" for user, password in mailcheck.PASSWORDS.items())
-    print(f"log in as {logins} (@{config.domains[0].name}); pebble's root signs the certificates")
+    logins = ", ".join(f"{user} / {password}" for user, password in config.lab.passwords.items())
+    print(f"log in as {logins}; pebble's root signs the certificates")
 
 
 def _inventory_option(parser: argparse.ArgumentParser) -> None:
@@ -214,6 +224,10 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--host", help="one host (default: every host, each in its own folder)")
     sub.add_argument("--out", required=True, help="folder to write into")
     sub.set_defaults(run=render)
+
+    sub = commands.add_parser("secrets", help=make_secrets.__doc__, description=make_secrets.__doc__)
+    _inventory_option(sub)
+    sub.set_defaults(run=make_secrets)
 
     sub = commands.add_parser("verify", help=verify.__doc__, description=verify.__doc__)
     _inventory_option(sub)

@@ -8,9 +8,14 @@ from .config.model import Domain
 
 
 def key_file(config: Config, domain: Domain) -> Path:
-    """The domain's private key, made on first use (RSA, ``dkim_key_bits``) and then kept."""
-    path = config.secrets_dir / "dkim" / f"{domain.name}.{domain.dkim_selector}.key"
-    return keys.dkim_key(path, domain.dkim_key_bits)
+    """The domain's private key (RSA, ``dkim_key_bits``), made by ``mailstack secrets``."""
+    return config.secrets_dir / "dkim" / f"{domain.name}.{domain.dkim_selector}.key"
+
+
+def make_keys(config: Config) -> None:
+    """Each domain's key, made once: its DNS record depends on it."""
+    for domain in config.domains:
+        keys.dkim_key(key_file(config, domain), domain.dkim_key_bits)
 
 
 def record_name(domain: Domain) -> str:

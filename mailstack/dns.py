@@ -16,7 +16,7 @@ import dns.rdatatype
 import dns.tsigkeyring
 import dns.update
 
-from . import records, tls
+from . import certificates, records
 from .config import Config
 from .services import MTA_STS_PORT
 
@@ -83,7 +83,7 @@ class Difference:
 
 def wanted_rrsets(config: Config) -> dict[tuple[str, str], list[str]]:
     wanted: dict[tuple[str, str], list[str]] = {}
-    for record in records.records(config, tls.served_certificates(config)):
+    for record in records.records(config, certificates.served_certificates(config)):
         rdata = dns.rdata.from_text(dns.rdataclass.IN, record.type, record.zone_line().split(" ", 4)[4])
         wanted.setdefault((record.name, record.type), []).append(_canonical(record.type, rdata))
     return wanted

@@ -364,6 +364,12 @@ class Lab(Section):
     vm_memory: Size = setting("1G", example="2G", doc="Memory of each QEMU guest.")
     vm_disks: int = setting(4, example=4, doc="Empty extra virtio disks of each QEMU guest.", ge=0, le=8)
     vm_disk_size: Size = setting("256M", example="1G", doc="Size of each extra disk (sparse).")
+    passwords: dict[str, str] = setting(
+        {},
+        example={"alice@mailstack.test": "alice-lab-pw"},
+        doc="Lab users' passwords in plain text, by address (their hashes are in users): `mailstack lab login`"
+        " proves a round trip with them and the lab tests log in with them. Only ever for a lab.",
+    )
 
 
 class Config(Section):

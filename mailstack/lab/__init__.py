@@ -10,12 +10,10 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
-from .. import PROJECT, keys
+from .. import PROJECT, certificates, secrets
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
 from . import images, mailcheck, network, proxy
@@ -41,7 +39,7 @@ class Lab:
 
     @property
     def ca(self) -> tuple[Path, Path]:
-        return self.secrets / "ca.pem", self.secrets / "ca.key"
+        return certificates.cluster_ca(self.config)
 
     @property
     def ssh_config_file(self) -> Path:
@@ -72,7 +70,7 @@ class Lab:
         preflight()
         if not (Path("/sys/class/net") / self.settings.bridge).exists():
             network.check_subnet_free(self.settings.bridge, self.settings.address)
-        self.make_secrets()
+        secrets.make(self.config)
         if any(isinstance(host, Container) for host in self.hosts):
             images.base_image()
         if any(isinstance(host, VirtualMachine) for host in self.hosts):
@@ -95,19 +93,6 @@ class Lab:
             progress("bring-up failed: stopping what was started")
             self.down()
             raise
-
-    def make_secrets(self) -> None:
-        """The lab's SSH key, CA, TSIG secret and pebble's certificate, each made once."""
-        keys.ssh_keypair(self.ssh_key)
-        keys.certificate_authority(*self.ca, name=f"mailstack {self.config.cluster.name} CA")
-        if self.config.dns:
-            keys.tsig_secret(self.config.path(self.config.dns.tsig_secret_file))
-        domain = self.config.domains[0].name
-        for name in self.config.hosts_in("ns"):  # pebble's HTTPS listener
-            address = str(self.config.hosts[name].address)
-            keys.server_certificate(
-                self.secrets / f"{name}.pem", self.secrets / f"{name}.key", self.ca, [f"{name}.{domain}", name, address]
-            )
 
     def _write_ssh_files(self) -> None:
         known_hosts = "".join((host.state / "known_hosts").read_text() for host in self.hosts)
@@ -177,11 +162,6 @@ class Lab:
     def host(self, name: str) -> LabHost:
         return next(host for host in self.hosts if host.name == name)
 
-    def crash(self, name: str) -> None:
-        """Cut the power of one host (failover tests): no clean shutdown of anything."""
-        progress(f"crashing {name}")
-        self.host(name).crash()
-
     def start(self, name: str) -> None:
         """Boot one stopped or crashed host again, as it was, and wait for its SSH."""
         host = self.host(name)
@@ -203,28 +183,6 @@ class Lab:
         progress(f"restarting {name}")
         host.stop()
         self.start(name)
-
-    @contextmanager
-    def fresh_guest(self, name: str) -> Iterator[None]:
-        """A QEMU guest made again from the image, with empty disks, for the length of the
-        block; then the guest as it was comes back, disks and all, as if never stopped."""
-        host = self.host(name)
-        if not isinstance(host, VirtualMachine):
-            raise LabError(f"{name} is not a QEMU guest")
-        progress(f"{name}: a fresh guest stands in")
-        host.stop()
-        host.set_aside()
-        try:
-            self.start(name)
-            yield
-        finally:
-            progress(f"{name}: the guest as it was comes back")
-            host.give_back()
-            self.start(name)
-
-    def set_link(self, name: str, up: bool) -> None:
-        """Pull or plug one host's network cable."""
-        network.set_link(self.host(name).link, up)
 
     def down(self) -> None:
         """Stop every lab host, the proxy and the bridge; safe to run twice and after a crash."""

@@ -1,15 +1,14 @@
 """Mail clients for the lab: Python's own smtplib and imaplib, TLS verified by name.
 
-The end-to-end tests use them, and ``mailstack lab login`` proves a round trip with them
-before it tells how to log in. Clients connect to the cluster's virtual IP, as real ones do,
-and check the certificate against the public mail name, trusting pebble's current root.
-To reach one backend in particular, ``pinned`` takes the others out of HAProxy's rotation.
+``mailstack lab login`` proves a round trip with them before it tells how to log in, and
+the end-to-end tests use them; users log in with the passwords of ``lab.passwords``.
+Clients connect to the cluster's virtual IP, as real ones do, and check the certificate
+against the public mail name, trusting pebble's current root. To reach one backend in
+particular, ``pinned`` takes the others out of HAProxy's rotation.
 """
 
-import base64
 import imaplib
 import smtplib
-import socket
 import ssl
 import time
 import urllib.request
@@ -18,9 +17,6 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 
 from ..services import backend_state_command
-
-# The lab users' passwords (inventories/lab.yml holds only their hashes).
-PASSWORDS = {"alice": "alice-lab-pw", "bob": "bob-lab-pw", "carol": "carol-lab-pw"}
 
 
 def pebble_root(lab) -> str:
@@ -34,7 +30,8 @@ def pebble_root(lab) -> str:
 def cluster(lab, trusted: str, backend: str | None = None) -> "Mx":
     """The cluster as clients see it: its virtual IP and public name (``backend``: while pinned to it)."""
     config = lab.config
-    return Mx(str(config.cluster.virtual_ip), config.cluster.mail_hostname, trusted, config.domains[0].name, backend)
+    return Mx(str(config.cluster.virtual_ip), config.cluster.mail_hostname, trusted, config.domains[0].name,
+              config.lab.passwords, backend)
 
 
 @contextmanager
@@ -89,8 +86,10 @@ class Mx:
     """The mail service at ``address`` under the name ``name``, as a client sees it; ``host`` is
     the backend that serves it when the client is pinned to one."""
 
-    def __init__(self, address: str, name: str, trusted: str, domain: str, host: str | None = None):
+    def __init__(self, address: str, name: str, trusted: str, domain: str, passwords: dict[str, str],
+                 host: str | None = None):
         self.address, self.name, self.domain, self.host = address, name, domain, host
+        self.passwords = passwords
         self.context = tls_context(trusted, name)
 
     def user(self, local: str) -> str:
@@ -102,7 +101,7 @@ class Mx:
         smtp.starttls(context=self.context)
         smtp.ehlo("client.lab.test")
         if login:
-            smtp.login(self.user(login), PASSWORDS[login])
+            smtp.login(self.user(login), self.passwords[self.user(login)])
         return smtp
 
     def submissions(self) -> smtplib.SMTP_SSL:
@@ -118,7 +117,7 @@ class Mx:
 
     def imap(self, login: str) -> imaplib.IMAP4_SSL:
         client = imaplib.IMAP4_SSL(self.address, 993, ssl_context=self.context, timeout=20)
-        client.login(self.user(login), PASSWORDS[login])
+        client.login(self.user(login), self.passwords[self.user(login)])
         return client
 
     def wait_for(self, login: str, subject: str, folder: str = "INBOX", timeout: float = 30) -> bytes:
@@ -135,39 +134,3 @@ class Mx:
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"no message {subject!r} in {login}'s {folder} after {timeout} s")
                 time.sleep(0.5)
-
-
-class ManageSieve:
-    """Just enough of RFC 5804 to upload and activate a script."""
-
-    def __init__(self, mx: Mx, login: str):
-        self.socket = socket.create_connection((mx.address, 4190), timeout=20)
-        self.file = self.socket.makefile("rb")
-        self._until_ok()
-        self._command(b"STARTTLS")
-        self.socket = mx.context.wrap_socket(self.socket)
-        self.file = self.socket.makefile("rb")
-        self._until_ok()
-        token = base64.b64encode(f"\0{mx.user(login)}\0{PASSWORDS[login]}".encode())
-        self._command(b'AUTHENTICATE "PLAIN" "' + token + b'"')
-
-    def _until_ok(self) -> None:
-        while True:
-            line = self.file.readline()
-            if not line or line.startswith((b"NO", b"BYE")):
-                raise OSError(f"ManageSieve: {line!r}")
-            if line.startswith(b"OK"):
-                return
-
-    def _command(self, command: bytes) -> None:
-        self.socket.sendall(command + b"\r\n")
-        self._until_ok()
-
-    def put_and_activate(self, name: str, script: str) -> None:
-        data = script.encode()
-        self._command(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data)
-        self._command(f'SETACTIVE "{name}"'.encode())
-
-    def close(self) -> None:
-        self.socket.sendall(b"LOGOUT\r\n")
-        self.socket.close()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from mailstack import tls
+from mailstack import certificates
 from mailstack.inventory import load_for
 from mailstack.ssh import ssh_config
 
@@ -59,4 +59,4 @@ def pytest_generate_tests(metafunc):
 @pytest.fixture(scope="session")
 def trusted_roots(cluster) -> str:
     """Roots a client trusts beyond the system's: the cluster's own CA, or the ACME CA's configured roots."""
-    return tls.extra_roots(cluster)
+    return certificates.extra_roots(cluster)

@@ -3,7 +3,7 @@ keys-only SSH, fail2ban watching the logins."""
 
 import pytest
 
-from mailstack.firewall import allowances
+from deploys.firewall import allowances
 
 
 @pytest.mark.parametrize("command", ["iptables", "ip6tables"])

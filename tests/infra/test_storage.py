@@ -9,8 +9,10 @@ message naming the failed device.
 
 import pytest
 
-from facts.storage import BlockDevices, MdArrays, MdConfig, ZfsDatasets, ZfsPools
-from mailstack import storage
+from facts.devices import DeviceContents
+from facts.mdadm import MdArrays, MdConfig
+from facts.zfs import ZfsProperties, ZpoolStatus
+from mailstack import storage_rules
 
 GROUPS = ["storage"]
 MIN_FREE = 0.10  # of the filesystem's size
@@ -42,7 +44,7 @@ def fact(host, fact_class, **arguments):
 
 
 def test_array_is_healthy(host, raid):
-    problems = storage.md_health(raid, fact(host, MdArrays))
+    problems = storage_rules.md_health(raid, fact(host, MdArrays))
     assert not problems, "; ".join(problems)
     assert f"[{'U' * len(raid.devices)}]" in host.file("/proc/mdstat").content_string
 
@@ -51,13 +53,13 @@ def test_filesystem_is_mounted_as_configured(host, raid):
     mount = host.mount_point(raid.mount_point)
     assert mount.exists and mount.filesystem == raid.filesystem
     assert set(raid.mount_options) <= set(mount.options)
-    device = storage.find_array(raid, fact(host, MdArrays))[0]
+    device = storage_rules.find_array(raid, fact(host, MdArrays))[0]
     assert host.check_output(f"readlink -f {mount.device}") == device
 
 
 def test_fstab_and_mdadm_conf_record_the_array(host, raid, cluster):
-    device = storage.find_array(raid, fact(host, MdArrays))[0]
-    uuid = fact(host, BlockDevices, devices=(device,))[device]["uuid"]
+    device = storage_rules.find_array(raid, fact(host, MdArrays))[0]
+    uuid = fact(host, DeviceContents, devices=(device,))[device]["uuid"]
     fstab = [line.split() for line in host.file("/etc/fstab").content_string.splitlines()]
     entries = [fields for fields in fstab if fields[1:2] == [raid.mount_point]]
     assert entries == [[f"UUID={uuid}", raid.mount_point, raid.filesystem, ",".join(raid.mount_options), "0", "2"]]
@@ -67,15 +69,16 @@ def test_fstab_and_mdadm_conf_record_the_array(host, raid, cluster):
 
 
 def test_pool_is_healthy(host, pool):
-    devices = storage.zfs_devices(pool)
-    problems = storage.zfs_health(pool, fact(host, ZfsPools), fact(host, BlockDevices, devices=tuple(devices)))
+    devices = storage_rules.zfs_devices(pool)
+    disks = fact(host, DeviceContents, devices=tuple(devices))
+    problems = storage_rules.zfs_health(pool, fact(host, ZpoolStatus), disks)
     assert not problems, "; ".join(problems)
 
 
 def test_datasets_are_mounted_as_configured(host, pool):
-    wanted = storage.dataset_properties(pool)
+    wanted = storage_rules.dataset_properties(pool)
     names = sorted({"mounted", *(name for properties in wanted.values() for name in properties)})
-    problems = storage.dataset_differences(pool, fact(host, ZfsDatasets, properties=tuple(names)))
+    problems = storage_rules.dataset_differences(pool, fact(host, ZfsProperties, properties=tuple(names)))
     assert not problems, "; ".join(problems)
     for dataset in pool.datasets:
         mount = host.mount_point(dataset.mount_point)

@@ -10,7 +10,7 @@ import dns.rdata
 import dns.update
 import pytest
 
-from mailstack import dkim, records, tls
+from mailstack import certificates, dkim, records
 from mailstack import dns as dns_records
 from mailstack.cli import main
 from mailstack.lab.mailcheck import message
@@ -22,7 +22,7 @@ def test_push_then_check_then_nothing_more_to_push(lab):
     dns_records.push(lab.config)
     differences = dns_records.compare(lab.config)
     assert all(difference.status == "OK" for difference in differences)
-    assert dns_records.semantic_problems(lab.config, differences, tls.extra_roots(lab.config)) == []
+    assert dns_records.semantic_problems(lab.config, differences, certificates.extra_roots(lab.config)) == []
     assert dns_records.push(lab.config) == []
 
 
@@ -74,7 +74,7 @@ def test_mail_from_a_cluster_host_passes_spf_dkim_and_dmarc(lab, vip):
 def test_mta_sts_policy_is_served_through_the_virtual_ip_with_a_lab_ca_certificate(lab):
     domain, vip = lab.config.domains[0], str(lab.config.cluster.virtual_ip)
     name = f"mta-sts.{domain.name}"
-    assert dns_records.fetch_mta_sts_policy(name, vip, tls.extra_roots(lab.config)) == records.mta_sts_policy(
+    assert dns_records.fetch_mta_sts_policy(name, vip, certificates.extra_roots(lab.config)) == records.mta_sts_policy(
         lab.config, domain
     )
     with pytest.raises(ssl.SSLCertVerificationError):  # the certificate is validated: not without pebble's root

@@ -9,9 +9,9 @@ from contextlib import contextmanager
 
 import pytest
 
-from mailstack.firewall import allowances
-from mailstack.lab import failover
+from deploys.firewall import allowances
 from mailstack.lab.system import run
+from tests.lab import faults
 from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
@@ -48,7 +48,7 @@ def test_a_port_scan_finds_exactly_the_configured_ports(lab):
     me = str(lab.config.lab.address.ip)
     candidates = set(range(1, 1025)) | EXTRA_PORTS
     targets = [(name, str(host.address)) for name, host in lab.config.hosts.items()]
-    targets.append((failover.vip_holder(lab), str(lab.config.cluster.virtual_ip)))
+    targets.append((faults.vip_holder(lab), str(lab.config.cluster.virtual_ip)))
     for name, address in targets:
         wanted = expected_open(lab, name, me, address)
         assert asyncio.run(_open_ports(address, candidates | wanted)) == wanted, (name, address)
@@ -115,10 +115,10 @@ def test_failed_logins_ban_the_real_client_address_until_the_ban_ends(lab, vip):
         for _ in range(lab.config.firewall.fail2ban.maxretry):  # fewer if earlier failures still count
             if not imap_greeting(attacker, address, vip.context, password="wrong"):
                 break
-        failover.wait_for(lambda: not imap_greeting(attacker, address, vip.context), 30, "the ban")
+        faults.wait_for(lambda: not imap_greeting(attacker, address, vip.context), 30, "the ban")
         assert attacker in banned(lab)  # by its own address, not the lb's
         assert imap_greeting(bystander, address, vip.context).startswith(b"* OK")
-        failover.wait_for(lambda: imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
+        faults.wait_for(lambda: imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
         assert attacker not in banned(lab)
 
 

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from mailstack.lab import failover
 from mailstack.lab.mailcheck import message, pinned
 from mailstack.services import SERVICES
+from tests.lab import clients, faults
 from tests.support import changes, deploy, lab_variant, ssh
 
 pytestmark = pytest.mark.lab
@@ -35,9 +35,9 @@ def all_readable(vip, subjects: list[str], limit: float = 90) -> list[str]:
 @pytest.fixture
 def whole(lab):
     """The test starts and ends with the whole cluster up, whatever it broke."""
-    failover.wait_for(lambda: failover.cluster_whole(lab), 120, "cluster whole before the test")
+    faults.wait_for(lambda: faults.cluster_whole(lab), 120, "cluster whole before the test")
     yield
-    failover.make_whole(lab)
+    faults.make_whole(lab)
 
 
 def test_round_trip_through_the_virtual_ip_logs_the_client_address(lab, vip):
@@ -84,27 +84,27 @@ def test_a_message_delivered_on_one_backend_is_readable_on_the_other(lab, vip):
 
 def test_front_failover_loses_no_accepted_message(lab, vip, whole):
     first = lab.config.hosts_in("lb")[0]
-    with failover.SubmitLoop(vip) as loop:
-        failover.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the crash", 0.1)
+    with clients.SubmitLoop(vip) as loop:
+        faults.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the crash", 0.1)
         crashed = time.monotonic()
-        lab.crash(first)
-        takeover = failover.time_until_answer(str(lab.config.cluster.virtual_ip), 587, crashed)
-        failover.wait_for(lambda: loop.accepted and loop.accepted[-1][1] > crashed + takeover, 60, "mail again")
+        faults.crash(lab, first)
+        takeover = clients.time_until_answer(str(lab.config.cluster.virtual_ip), 587, crashed)
+        faults.wait_for(lambda: loop.accepted and loop.accepted[-1][1] > crashed + takeover, 60, "mail again")
         time.sleep(3)
     print(f"virtual IP answered from the other lb {takeover:.2f} s after {first} crashed; "
           f"client outage {loop.outage(crashed):.2f} s; {len(loop.accepted)} accepted, {len(loop.errors)} errors")
-    assert failover.vip_holder(lab) != first
+    assert faults.vip_holder(lab) != first
     assert takeover < TAKEOVER_BOUND
     assert all_readable(vip, [subject for subject, _ in loop.accepted]) == []
 
 
 def test_backend_failover_loses_no_accepted_message(lab, vip, whole):
     first = lab.config.hosts_in("mx")[0]
-    with failover.SubmitLoop(vip) as loop:
-        failover.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the crash", 0.1)
+    with clients.SubmitLoop(vip) as loop:
+        faults.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the crash", 0.1)
         crashed = time.monotonic()
-        lab.crash(first)
-        failover.wait_for(lambda: loop.accepted and loop.accepted[-1][1] > crashed + 1, 60, "mail again")
+        faults.crash(lab, first)
+        faults.wait_for(lambda: loop.accepted and loop.accepted[-1][1] > crashed + 1, 60, "mail again")
         time.sleep(5)
     print(f"client outage after {first} crashed: {loop.outage(crashed):.2f} s; "
           f"{len(loop.accepted)} accepted, {len(loop.errors)} errors")
@@ -120,8 +120,8 @@ def test_rolling_deploy_loses_no_accepted_message(lab, vip, whole, tmp_path):
     changed = lab_variant(
         tmp_path, {"new_per_minute: 6000": "new_per_minute: 5000", "mail:\n": "mail:\n  message_size_limit: 40M\n"}
     )
-    with failover.SubmitLoop(vip) as loop:
-        failover.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the deploy", 0.1)
+    with clients.SubmitLoop(vip) as loop:
+        faults.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the deploy", 0.1)
         report = deploy(changed, "--serial", "--fail-percent", "0")
         time.sleep(2)
     changed_hosts = {host for hosts in changes(report).values() for host in hosts}

@@ -13,7 +13,8 @@ import dns.message
 import dns.query
 import pytest
 
-from mailstack.lab.mailcheck import ManageSieve, message
+from mailstack.lab.mailcheck import message
+from tests.lab.clients import ManageSieve
 from tests.support import ssh
 
 pytestmark = pytest.mark.lab

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from facts.storage import MdArrays
-from mailstack import storage
+from facts.mdadm import MdArrays
+from mailstack import storage_rules
 from tests.support import lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
@@ -22,7 +22,7 @@ def raid(lab):
 
 
 def health(lab) -> list[str]:
-    return storage.md_health(raid(lab), MdArrays().process(ssh(lab, STORE, MdArrays().command()).splitlines()))
+    return storage_rules.md_health(raid(lab), MdArrays().process(ssh(lab, STORE, MdArrays().command()).splitlines()))
 
 
 def wait_until_healthy(lab, seconds: float = 300) -> None:
@@ -39,13 +39,13 @@ def test_array_survives_a_restart_under_its_name_with_the_data(lab):
     lab.restart(STORE)
     assert ssh(lab, STORE, f"cat {raid(lab).mount_point}/canary").strip() == canary
     source = ssh(lab, STORE, f"findmnt -n -o SOURCE {raid(lab).mount_point}").strip()
-    assert source == ssh(lab, STORE, f"readlink -f {storage.array_device(raid(lab))}").strip()
+    assert source == ssh(lab, STORE, f"readlink -f {storage_rules.array_device(raid(lab))}").strip()
     wait_until_healthy(lab)
 
 
 def test_a_failed_member_is_named_by_the_check_until_it_is_back(lab):
     wait_until_healthy(lab)
-    device, member = storage.array_device(raid(lab)), raid(lab).devices[1]
+    device, member = storage_rules.array_device(raid(lab)), raid(lab).devices[1]
     ssh(lab, STORE, f"mdadm {device} --fail {member}")
     problems = health(lab)
     assert problems and member in problems[0], problems
@@ -66,7 +66,7 @@ def test_a_disk_with_a_filesystem_stops_the_deploy_before_any_disk_is_touched(la
     before = ssh(lab, STORE, "wipefs -n /dev/vdg; cat /proc/mdstat")
     result = run_deploy(variant, "--limit", STORE)
     assert result.returncode != 0
-    assert "storage.mdraid: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
+    assert "storage_rules.mdraid: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert ssh(lab, STORE, "blkid -s LABEL -o value /dev/vdf").strip() == "precious"
     assert ssh(lab, STORE, "wipefs -n /dev/vdg; cat /proc/mdstat") == before

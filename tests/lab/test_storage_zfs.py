@@ -13,9 +13,10 @@ import time
 
 import pytest
 
-from facts.storage import ZfsPools
-from mailstack import storage
+from facts.zfs import ZpoolStatus
+from mailstack import storage_rules
 from mailstack.inventory import load_for
+from tests.lab import faults
 from tests.support import PROJECT, changes, deploy, lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
@@ -30,7 +31,7 @@ POOL = (
 @pytest.fixture(scope="module")
 def zfs_lab(lab, tmp_path_factory):
     """The fresh store1 and the inventory that gives it the pool."""
-    with lab.fresh_guest(STORE):
+    with faults.fresh_guest(lab, STORE):
         yield lab_variant(tmp_path_factory.mktemp("zfs"), {MDRAID: POOL})
 
 
@@ -39,7 +40,8 @@ def zfs(inventory):
 
 
 def health(lab, inventory) -> list[str]:
-    return storage.zfs_health(zfs(inventory), ZfsPools().process(ssh(lab, STORE, ZfsPools().command()).splitlines()))
+    pools = ZpoolStatus().process(ssh(lab, STORE, ZpoolStatus().command()).splitlines())
+    return storage_rules.zfs_health(zfs(inventory), pools)
 
 
 def storage_checks(inventory) -> subprocess.CompletedProcess:
@@ -56,7 +58,7 @@ def test_a_disk_with_a_filesystem_stops_the_deploy_before_any_disk_is_touched(zf
     variant = lab_variant(tmp_path, {MDRAID: POOL.replace("/dev/vde", "/dev/vdf")})
     result = run_deploy(variant, "--limit", STORE)
     assert result.returncode != 0
-    assert "storage.zfs: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
+    assert "storage_rules.zfs: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert ssh(lab, STORE, "blkid -s LABEL -o value /dev/vdf").strip() == "precious"
     assert ssh(lab, STORE, "wipefs -n /dev/vdb /dev/vdc /dev/vdd") == ""

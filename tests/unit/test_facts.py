@@ -5,7 +5,7 @@
 - ``zpool status``/``zpool get`` of a pool of two mirrors (healthy, a disk offline, resilvering)
   and of mirrors over files and device-mapper disks: checksum errors, a file gone, both
   disks failing I/O (suspended);
-- what ``BlockDevices`` finds on a disk of an exported pool, a mounted ext4, an empty disk,
+- what ``DeviceContents`` finds on a disk of an exported pool, a mounted ext4, an empty disk,
   a running array's member and a missing disk.
 """
 
@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from facts.storage import BlockDevices, MdArrays, ZfsDatasets, ZfsPools
+from facts.devices import DeviceContents
+from facts.mdadm import MdArrays
+from facts.zfs import ZfsProperties, ZpoolStatus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mdadm"
 ZFS_FIXTURES = FIXTURES.parent / "zfs"
@@ -54,7 +56,7 @@ def test_no_arrays():
 
 
 def zfs_pools(fixture: str) -> dict:
-    return ZfsPools().process((ZFS_FIXTURES / f"{fixture}.txt").read_text().splitlines())
+    return ZpoolStatus().process((ZFS_FIXTURES / f"{fixture}.txt").read_text().splitlines())
 
 
 def devices(pool: dict) -> dict[str, str]:
@@ -107,16 +109,16 @@ def test_zfs_pool_that_failed():
 
 
 def test_no_pools():
-    assert ZfsPools().process([]) == {}
+    assert ZpoolStatus().process([]) == {}
 
 
 def test_zfs_datasets_are_exact():
-    found = ZfsDatasets().process(["tank\tmountpoint\tnone", "tank/vmail\tquota\t104857600"])
+    found = ZfsProperties().process(["tank\tmountpoint\tnone", "tank/vmail\tquota\t104857600"])
     assert found == {"tank": {"mountpoint": "none"}, "tank/vmail": {"quota": "104857600"}}
 
 
 def test_block_devices():
-    found = BlockDevices().process((FIXTURES.parent / "disks" / "mixed.txt").read_text().splitlines())
+    found = DeviceContents().process((FIXTURES.parent / "disks" / "mixed.txt").read_text().splitlines())
     assert found["/dev/vdb"]["signatures"] == ["gpt", "gpt", "PMBR"]
     assert found["/dev/vdb"]["partitions"] == {
         "/dev/vdb1": {"signature": "zfs_member", "label": "tank"},

@@ -1,6 +1,6 @@
 """What each role's firewall opens, derived from the example configurations."""
 
-from mailstack.firewall import allowances
+from deploys.firewall import allowances
 from mailstack.inventory import load_for
 from mailstack.services import SERVICES
 from tests.support import PROJECT

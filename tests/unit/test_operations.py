@@ -3,8 +3,9 @@ facts that decide whether they run."""
 
 import subprocess
 
-from deploys.storage import add_component, set_shell_variables
 from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
+from operations.apt_sources import add_component
+from operations.shell_files import set_shell_variables
 
 
 def test_contrib_is_added_to_debian_sources_once(tmp_path):

@@ -1,41 +1,102 @@
-"""Every file of every host of every example renders, and the component's own tool accepts it."""
+"""Every component is complete and every file of every example host renders and passes its
+component's own checker; rendering touches nothing but its output folder."""
 
+import ast
 import subprocess
-from pathlib import Path
 
 import pytest
 
-from mailstack.components import components_for
+from deploys.lab_services import LAB_SERVICES
+from deploys.mail_cluster import CLUSTER
+from mailstack import secrets
+from mailstack.component import Component, Target
 from mailstack.inventory import load_for
-from mailstack.lab import Lab
-from mailstack.render import render_host
+from mailstack.render import COMPONENTS, render_host
+from tests.support import PROJECT
 
-PROJECT = Path(__file__).resolve().parents[2]
+PRODUCT = ["mailstack", "deploys", "operations", "facts"]
 
 
 def test_rendered_files_pass_their_checkers(example_inventory, tmp_path):
     config = load_for(example_inventory)
-    if config.lab:
-        Lab(config).make_secrets()  # as `mailstack lab up` does; files only, no hosts
+    secrets.make(config)  # as a deploy's preflight does
     for host_name in config.hosts:
         root = tmp_path / host_name
-        written = render_host(config, host_name, root)
-        assert written, host_name
-        for component in components_for(config, host_name):
-            if component.check:
-                result = subprocess.run(
-                    component.check.format(root=root), shell=True, capture_output=True, text=True
-                )
+        assert render_host(config, host_name, root), host_name
+        for component in COMPONENTS:
+            if component.check and component.applies_to(config, host_name):
+                result = subprocess.run(component.check.format(root=root), shell=True, capture_output=True, text=True)
                 assert result.returncode == 0, f"{host_name} {component.name}: {result.stderr}"
 
 
+@pytest.mark.parametrize("component", COMPONENTS, ids=lambda component: component.name)
+def test_every_component_is_complete(component, tmp_path):
+    """Declared in its own module with its deploy, its templates exist, and its checker runs
+    on its files (for some host of an example that gets it)."""
+    module = component.deploy.__module__
+    assert module == f"deploys.{component.name}"
+    assert any(value is component for value in vars(__import__(module, fromlist=["_"])).values())
+    hosts = [
+        (config, name) for config in map(load_for, sorted(PROJECT.glob("inventories/*.py")))
+        for name in config.hosts if component.applies_to(config, name)
+    ]
+    assert hosts, f"no example host gets {component.name}"
+    config, host_name = hosts[0]
+    secrets.make(config)
+    rendered = component.render(Target(config, host_name))
+    for managed, content in rendered.items():
+        path = tmp_path / managed.path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    if component.check:
+        result = subprocess.run(component.check.format(root=tmp_path), shell=True, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+
+
+def test_one_order_lists_every_component_once():
+    parts = [part for part in CLUSTER if isinstance(part, Component)]
+    assert len(parts) == len(set(parts))
+    assert set(COMPONENTS) == set(parts) | set(LAB_SERVICES)
+    found = {path.stem for path in (PROJECT / "deploys").glob("*.py")} - {"__init__", "common", "mail_cluster",
+                                                                           "lab_services"}
+    assert found == {component.name for component in COMPONENTS}, "a deploys/ module that no list names"
+
+
+def test_nothing_refers_to_a_component_by_a_string_name():
+    """A component is passed as itself: no code compares a deploy's ``__name__``, passes a
+    ``component_name`` or builds a ``Component`` with a name of its own."""
+    names = {component.name for component in COMPONENTS}
+    for path in [file for folder in PRODUCT for file in (PROJECT / folder).rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                compared = [part for part in [node.left, *node.comparators] if isinstance(part, ast.Attribute)]
+                assert "__name__" not in [part.attr for part in compared], f"{path}: compares a __name__"
+            if isinstance(node, ast.Call):
+                assert "component_name" not in [keyword.arg for keyword in node.keywords], path
+                if getattr(node.func, "id", None) == "Component":
+                    assert not any(isinstance(arg, ast.Constant) and arg.value in names for arg in node.args), path
+
+
+def test_render_is_pure(tmp_path):
+    """Rendering makes no secret: with none made, each shows as a placeholder and nothing is written
+    outside the output folder."""
+    settings = (PROJECT / "inventories/staging.yml").read_text()
+    (tmp_path / "staging.yml").write_text(settings)
+    config = load_for(tmp_path / "staging.yml")
+    render_host(config, "lb1", tmp_path / "out")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "staging.yml"]
+    keepalived = (tmp_path / "out/etc/keepalived/keepalived.conf").read_text()
+    assert f"MISSING-SECRET:{config.secrets_dir}/vrrp.pass" in keepalived
+    assert (tmp_path / "out/etc/mailstack/tls/privkey.pem").read_text().startswith("MISSING-SECRET:")
+
+
 def test_a_broken_file_fails_its_checker(tmp_path):
-    from mailstack.components import component
+    from deploys.base import BASE
 
     apt = tmp_path / "etc/apt/apt.conf.d/90mailstack"
     apt.parent.mkdir(parents=True)
     apt.write_text('APT::Install-Recommends "false\n')
-    result = subprocess.run(component("base").check.format(root=tmp_path), shell=True, capture_output=True)
+    result = subprocess.run(BASE.check.format(root=tmp_path), shell=True, capture_output=True)
     assert result.returncode != 0
 
 

@@ -1,7 +1,7 @@
 """Storage of /var/vmail: what a deploy may do to disks, and whether the storage is healthy.
 
-Both are plain functions of facts (``facts/storage.py``), so the deploy, the testinfra
-checks and the unit tests read the same rules. The one rule above all: never destroy
+Both are plain functions of facts (``facts/mdadm.py``, ``facts/zfs.py``, ``facts/devices.py``),
+so the deploy, the testinfra checks and the unit tests read the same rules. The one rule above all: never destroy
 data. A disk that holds anything is refused unless the configuration marks it for wiping;
 an array or pool that exists is left alone, and one that differs from the configuration is
 reported, never rebuilt.

@@ -1,7 +1,7 @@
 """Where each host's TLS certificate comes from, and where services find it.
 
 - ``acme``: certbot on the host (see ``deploys/certbot.py``), under /etc/letsencrypt;
-- ``internal``: a certificate from the cluster's own CA, made here with ``cryptography``;
+- ``internal``: a certificate from the cluster's own CA, made by ``mailstack secrets``;
 - ``files``: the operator's own certificate chain and key.
 """
 
@@ -54,10 +54,8 @@ def extra_roots(config: Config) -> str:
 
 
 def cluster_ca(config: Config) -> tuple[Path, Path]:
-    """The cluster's own CA (certificate, key), made once in its secrets folder."""
-    cert, key = config.secrets_dir / "ca.pem", config.secrets_dir / "ca.key"
-    keys.certificate_authority(cert, key, name=f"mailstack {config.cluster.name} CA")
-    return cert, key
+    """The cluster's own CA (certificate, key) in its secrets folder."""
+    return config.secrets_dir / "ca.pem", config.secrets_dir / "ca.key"
 
 
 def certificate_files(config: Config, host_name: str) -> tuple[Path, Path]:
@@ -65,10 +63,16 @@ def certificate_files(config: Config, host_name: str) -> tuple[Path, Path]:
     if config.tls.mode == "files":
         return config.path(config.tls.files.certificate), config.path(config.tls.files.key)
     folder = config.secrets_dir / "tls"
-    cert, key = folder / f"{host_name}.pem", folder / f"{host_name}.key"
+    return folder / f"{host_name}.pem", folder / f"{host_name}.key"
+
+
+def make_internal(config: Config) -> None:
+    """The cluster's CA and a certificate from it for each host that serves TLS, each made once."""
     ca = cluster_ca(config)
-    keys.server_certificate(cert, key, ca, names(config, host_name))
-    return cert, key
+    keys.certificate_authority(*ca, name=f"mailstack {config.cluster.name} CA")
+    for name in config.hosts:
+        if {"mx", "lb"} & set(config.hosts[name].groups):
+            keys.server_certificate(*certificate_files(config, name), ca, names(config, name))
 
 
 def served_certificates(config: Config) -> dict[str, bytes]:

@@ -1,16 +1,15 @@
-"""Clients under failure: a submission loop that counts what was accepted, and a probe that
-times how long the virtual IP stops answering. The failover tests and ``bench/failover.py``
-both use them.
-"""
+"""Clients for the lab tests and benchmarks beyond what ``mailstack lab login`` needs: a
+submission loop that counts what was accepted, a probe that times how long the virtual IP
+stops answering, and just enough ManageSieve."""
 
+import base64
 import smtplib
 import socket
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 
-from .mailcheck import Mx, message
+from mailstack.lab.mailcheck import Mx, message
 
 CONNECT_TIMEOUT = 2.0
 
@@ -80,52 +79,37 @@ def time_until_answer(address: str, port: int, since: float, limit: float = 60) 
     return time.monotonic() - since
 
 
-def wait_for(condition, limit: float, what: str, interval: float = 0.5) -> float:
-    """Wait until ``condition()`` holds; seconds waited."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > limit:
-            raise TimeoutError(f"{what}: not within {limit} s")
-        time.sleep(interval)
-    return time.monotonic() - started
+class ManageSieve:
+    """Just enough of RFC 5804 to upload and activate a script."""
 
+    def __init__(self, mx: Mx, login: str):
+        self.socket = socket.create_connection((mx.address, 4190), timeout=20)
+        self.file = self.socket.makefile("rb")
+        self._until_ok()
+        self._command(b"STARTTLS")
+        self.socket = mx.context.wrap_socket(self.socket)
+        self.file = self.socket.makefile("rb")
+        self._until_ok()
+        token = base64.b64encode(f"\0{mx.user(login)}\0{mx.passwords[mx.user(login)]}".encode())
+        self._command(b'AUTHENTICATE "PLAIN" "' + token + b'"')
 
-def vip_holder(lab) -> str | None:
-    """The first lb host that says it holds the virtual IP; a host that does not answer holds nothing."""
-    for name in lab.config.hosts_in("lb"):
-        try:
-            addresses = lab.run(name, "ip -o addr show", timeout=5).stdout
-        except subprocess.TimeoutExpired:
-            continue
-        if f" {lab.config.cluster.virtual_ip}/" in addresses:
-            return name
-    return None
+    def _until_ok(self) -> None:
+        while True:
+            line = self.file.readline()
+            if not line or line.startswith((b"NO", b"BYE")):
+                raise OSError(f"ManageSieve: {line!r}")
+            if line.startswith(b"OK"):
+                return
 
+    def _command(self, command: bytes) -> None:
+        self.socket.sendall(command + b"\r\n")
+        self._until_ok()
 
-def backends_up(lab, lb: str) -> set[str]:
-    try:
-        stats = lab.run(lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock", timeout=5).stdout
-    except subprocess.TimeoutExpired:
-        return set()
-    rows = [line.split(",") for line in stats.splitlines()[1:] if line]
-    return {row[1] for row in rows if row[0] == "submission" and row[1] in lab.config.hosts and row[17] == "UP"}
+    def put_and_activate(self, name: str, script: str) -> None:
+        data = script.encode()
+        self._command(f'PUTSCRIPT "{name}" {{{len(data)}+}}\r\n'.encode() + data)
+        self._command(f'SETACTIVE "{name}"'.encode())
 
-
-def cluster_whole(lab) -> bool:
-    """The first lb holds the address again and every lb sees every backend up."""
-    mx = set(lab.config.hosts_in("mx"))
-    lbs = lab.config.hosts_in("lb")
-    return vip_holder(lab) == lbs[0] and all(backends_up(lab, lb) == mx for lb in lbs)
-
-
-def make_whole(lab, limit: float = 180) -> None:
-    """Boot what is down, plug what is pulled, start the front's services, and wait until the
-    cluster is whole again."""
-    for host in lab.hosts:
-        if not host.is_running():
-            lab.start(host.name)
-        lab.set_link(host.name, up=True)
-    for name in lab.config.hosts_in("lb"):
-        lab.run(name, "systemctl start haproxy keepalived")
-    wait_for(lambda: cluster_whole(lab), limit, "the cluster whole again")
-
+    def close(self) -> None:
+        self.socket.sendall(b"LOGOUT\r\n")
+        self.socket.close()

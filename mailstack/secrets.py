@@ -1,0 +1,42 @@
+"""The secrets mailstack makes itself, in one explicit step (``mailstack secrets``).
+
+Rendering only reads them. ``make`` runs before a deploy (its preflight), a DNS command,
+``mailstack lab up`` and the lab tests; each secret is made once and then kept, because DNS
+records (DKIM, TLSA) and trust (a CA) depend on it. Secrets the operator supplies (the
+production TSIG key, certificates in mode ``files``) are never made here.
+"""
+
+from pathlib import Path
+
+from . import certificates, dkim, keys
+from .config import Config
+
+SHARED_PASSWORDS = {"vrrp.pass": 8, "doveadm.pass": 32}
+"""Passwords the hosts of a cluster share, by file in the secrets folder, with their length
+(VRRP authentication takes at most 8 characters)."""
+
+
+def make(config: Config) -> Path:
+    """Make every missing secret of ``config``; returns the secrets folder."""
+    dkim.make_keys(config)
+    for name, length in SHARED_PASSWORDS.items():
+        keys.random_secret(config.secrets_dir / name, length)
+    if config.tls.mode == "internal":
+        certificates.make_internal(config)
+    if config.lab:
+        _make_lab(config)
+    return config.secrets_dir
+
+
+def _make_lab(config: Config) -> None:
+    """The lab's SSH key, CA (which every lab host trusts), TSIG key and pebble's certificate."""
+    keys.ssh_keypair(config.path(config.ssh.key))
+    ca = certificates.cluster_ca(config)
+    keys.certificate_authority(*ca, name=f"mailstack {config.cluster.name} CA")
+    if config.dns:
+        keys.tsig_secret(config.path(config.dns.tsig_secret_file))
+    domain = config.domains[0].name
+    for name in config.hosts_in("ns"):  # pebble's HTTPS listener
+        address = str(config.hosts[name].address)
+        cert, key = config.secrets_dir / f"{name}.pem", config.secrets_dir / f"{name}.key"
+        keys.server_certificate(cert, key, ca, [f"{name}.{domain}", name, address])

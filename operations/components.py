@@ -1,0 +1,110 @@
+"""Operations on a component's files, and the point where every host of a run meets."""
+
+import hashlib
+import posixpath
+import shlex
+from functools import lru_cache
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import FileUploadCommand, operation
+from pyinfra.facts.files import File, Sha1File
+
+from facts.session import DeployerAddress
+from mailstack import secrets
+from mailstack.component import Component, ManagedFile, Target
+from mailstack.config import Config, load
+
+STAGING = "/var/lib/mailstack/staged"
+
+
+@lru_cache
+def _prepared(path: str) -> Config:
+    config = load(path)
+    secrets.make(config)
+    return config
+
+
+def cluster_config() -> Config:
+    """The configuration of the current host's inventory, validated and with its secrets made
+    once per run (the deploy's preflight, before any host is touched)."""
+    return _prepared(host.data.mailstack_config)
+
+
+def deploy_target() -> Target:
+    """The current host as a deploy renders for it: with the address the deploy comes from, as
+    the host sees it (asked without sudo, which drops $SSH_CONNECTION)."""
+    return Target(cluster_config(), host.name, deployer=host.get_fact(DeployerAddress, _sudo=False))
+
+
+def _is_current(managed: ManagedFile, content: str) -> bool:
+    live = host.get_fact(File, path=managed.path)
+    if managed.create_only:
+        return bool(live)
+    return (
+        bool(live)
+        and host.get_fact(Sha1File, path=managed.path) == hashlib.sha1(content.encode()).hexdigest()
+        and (live["user"], live["group"], live["mode"]) == (managed.user, managed.group, int(managed.mode))
+    )
+
+
+@operation()
+def component_files(component: Component):
+    """
+    Install a component's files, only after the component's own tool accepted them.
+
+    + component: a ``Component`` of ``deploys/``
+
+    When any live file differs from what the configuration renders, all of the component's
+    files are staged under ``/var/lib/mailstack/staged/<component>`` (mode 0700), checked
+    there, and only then renamed into place. A failing check stops the deploy with the
+    tool's message and leaves the live files untouched. Contents are never diffed or
+    printed, because some of them are secrets.
+
+    **Example:**
+
+    .. code:: python
+
+        files = component_files(name="Configure Postfix", component=POSTFIX)
+        systemd.service(service="postfix", reloaded=True, _if=files.did_change)
+    """
+    rendered = component.render(deploy_target())
+    stale = [managed for managed, content in rendered.items() if not _is_current(managed, content)]
+    if not stale:
+        host.noop(f"{component.name} files are up to date")
+        return
+
+    root = f"{STAGING}/{component.name}"
+    yield f"rm -rf {root} && install -d -m 700 {STAGING} {root}"
+    for managed, content in rendered.items():
+        staged = root + managed.path
+        yield f"install -d -m 700 {shlex.quote(posixpath.dirname(staged))}"
+        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{staged}.upload")
+    if component.check:
+        yield component.check.format(root=root)
+    for managed in stale:
+        target, new = shlex.quote(managed.path), shlex.quote(f"{managed.path}.mailstack-new")
+        yield (
+            f"install -D -m {managed.mode} -o {managed.user} -g {managed.group} {root}{managed.path} {new}"
+            f" && mv -f {new} {target}"
+        )
+
+
+@operation(is_idempotent=True)
+def all_hosts_reach(point: str):
+    """
+    A point no host passes before every host of the run has reached it.
+
+    + point: what is done when every host is here
+
+    pyinfra orders operations per host; an operation every host calls at the same place
+    of a deploy joins their orders there. It changes nothing.
+
+    **Example:**
+
+    .. code:: python
+
+        all_hosts_reach(name="Converge the backends before the front", point="every backend is converged")
+    """
+    host.noop(point)
+    yield from ()

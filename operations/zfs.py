@@ -1,0 +1,41 @@
+"""Operations on ZFS datasets (beside pyinfra's own ``operations.zfs``)."""
+
+import shlex
+
+from pyinfra import host
+from pyinfra.api import operation
+
+from facts.zfs import ZfsProperties
+
+
+@operation()
+def zfs_dataset(dataset: str, properties: dict[str, str]):
+    """
+    ZFS filesystem ``dataset`` exists, mounted, with ``properties`` as ``zfs get -p`` shows them.
+
+    + dataset: the dataset's full name (``tank/vmail``)
+    + properties: property to exact value (sizes in bytes)
+
+    pyinfra's ``zfs.dataset`` compares ZFS's rounded sizes ("1.50G") with the wanted ones, so
+    a quota would be set again on every run; here both sides are exact.
+
+    **Example:**
+
+    .. code:: python
+
+        zfs_dataset(name="Dataset tank/vmail", dataset="tank/vmail",
+                    properties={"mountpoint": "/var/vmail", "quota": "214748364800"})
+    """
+    found = host.get_fact(ZfsProperties, properties=("mounted", *sorted(properties))).get(dataset)
+    if found is None:
+        yield " ".join(["zfs create", *(f"-o {shlex.quote(f'{k}={v}')}" for k, v in properties.items()), dataset])
+        return
+    changed = [f"{key}={value}" for key, value in properties.items() if found.get(key) != value]
+    unmounted = properties.get("mountpoint", "none") != "none" and found.get("mounted") != "yes"
+    if not (changed or unmounted):
+        host.noop(f"{dataset} is as configured")
+        return
+    if changed:
+        yield f"zfs set {' '.join(shlex.quote(change) for change in changed)} {dataset}"
+    if unmounted:
+        yield f"zfs mount {dataset}"
