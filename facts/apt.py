@@ -16,7 +16,7 @@ def has_component(component: str) -> str:
     return rf"[[:space:]]{component}([[:space:]]|$)"
 
 
-class DebianSourcesWithout(FactBase[list]):
+class DebianSourcesWithout(FactBase[list[str]]):
     """
     Files of Debian's own apt sources (``DEBIAN_SOURCES``) with an entry that takes the
     ``main`` section but not ``component``.
@@ -27,12 +27,12 @@ class DebianSourcesWithout(FactBase[list]):
     """
 
     @staticmethod
-    def default() -> list:
+    def default() -> list[str]:
         return []
 
     def command(self, component) -> str:
         lacking = f"grep -E {shlex.quote(MAIN_ENTRY)} \"$file\" | grep -qvE {shlex.quote(has_component(component))}"
         return f"for file in {' '.join(DEBIAN_SOURCES)}; do [ -f \"$file\" ] && {lacking} && echo \"$file\"; done; true"
 
-    def process(self, output) -> list:
+    def process(self, output) -> list[str]:
         return [line for line in output if line]

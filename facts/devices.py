@@ -1,13 +1,28 @@
 """Facts about block devices and folders: what a disk holds, whether a folder is empty."""
 
 import shlex
+from typing import TypedDict
 
 from pyinfra.api import FactBase
 
 from facts.output import sections
 
 
-class DeviceContents(FactBase[dict]):
+class Partition(TypedDict):
+    signature: str | None
+    label: str | None
+
+
+class Device(TypedDict, total=False):
+    path: str  # the device node a link resolves to
+    signatures: list[str]
+    uuid: str | None
+    mounted: list[str]
+    holders: list[str]
+    partitions: dict[str, Partition]
+
+
+class DeviceContents(FactBase[dict[str, Device | None]]):
     """
     What each of ``devices`` holds: the signatures ``wipefs`` finds on it (partition table,
     filesystem, RAID or ZFS member), the filesystem's UUID, what of it is mounted, what uses
@@ -39,14 +54,14 @@ class DeviceContents(FactBase[dict]):
             " done"
         )
 
-    def process(self, output) -> dict:
+    def process(self, output) -> dict[str, Device | None]:
         return {device: _read_device(lines) for device, lines in sections(output).items()}
 
 
-def _read_device(lines: list[str]) -> dict | None:
+def _read_device(lines: list[str]) -> Device | None:
     if not lines:
         return None
-    found = {"signatures": [], "uuid": None, "mounted": [], "holders": [], "partitions": {}}
+    found: Device = {"signatures": [], "uuid": None, "mounted": [], "holders": [], "partitions": {}}
     for line in lines:
         key, _, value = line.partition(" ")
         if key == "path":

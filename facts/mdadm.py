@@ -2,6 +2,7 @@
 
 import re
 import shlex
+from typing import TypedDict
 
 from pyinfra.api import FactBase
 
@@ -12,7 +13,27 @@ MEMBER = re.compile(r"^\s*(?:\d+|-)\s+\d+\s+\d+\s+(?:\d+|-)\s+(?:(?P<state>.+?)\
 NOT_RUNNING = ("inactive", "FAILED", "broken")
 
 
-class MdArrays(FactBase[dict]):
+class Sync(TypedDict):
+    action: str  # resync, rebuild, reshape, check
+    percent: float
+
+
+class MdArray(TypedDict, total=False):
+    name: str
+    level: int
+    state: str  # absent when mdadm prints none
+    running: bool
+    degraded: bool
+    sync: Sync | None
+    members: dict[str, str]  # device: its state ("active sync set-A", "faulty", ...)
+
+
+class MdLines(TypedDict):
+    configured: list[str]
+    running: str | None
+
+
+class MdArrays(FactBase[dict[str, MdArray]]):
     """
     Software RAID arrays from ``mdadm --detail``, by device.
 
@@ -28,7 +49,7 @@ class MdArrays(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, MdArray]:
         return {}
 
     def requires_command(self) -> str:
@@ -40,8 +61,8 @@ class MdArrays(FactBase[dict]):
             ' echo "=== /dev/$array"; mdadm --detail "/dev/$array"; done'
         )
 
-    def process(self, output) -> dict:
-        arrays = {}
+    def process(self, output) -> dict[str, MdArray]:
+        arrays: dict[str, MdArray] = {}
         for device, lines in sections(output).items():
             array = arrays[device] = {"members": {}, "sync": None}
             for line in lines:
@@ -54,7 +75,7 @@ class MdArrays(FactBase[dict]):
         return arrays
 
 
-def _read_detail_line(array: dict, line: str) -> None:
+def _read_detail_line(array: MdArray, line: str) -> None:
     key, separator, value = (part.strip() for part in line.partition(" : "))
     if separator:
         if key == "Raid Level":
@@ -70,7 +91,7 @@ def _read_detail_line(array: dict, line: str) -> None:
         array["members"][match["device"]] = match["state"] or "not running"  # an inactive array's members
 
 
-class MdConfig(FactBase[dict]):
+class MdConfig(FactBase[MdLines]):
     """
     The lines of /etc/mdadm/mdadm.conf about array ``array_name`` (its ARRAY line, MAILADDR), and
     the ARRAY line ``mdadm --detail --brief`` makes for it, if it runs (as ``device``).
@@ -82,7 +103,7 @@ class MdConfig(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> MdLines:
         return {"configured": [], "running": None}
 
     def command(self, array_name, device) -> str:
@@ -93,8 +114,8 @@ class MdConfig(FactBase[dict]):
             f" [ -b {device} ] && {array_line(array_name, device)} | sed 's/^/running /'; true"
         )
 
-    def process(self, output) -> dict:
-        found = {"configured": [], "running": None}
+    def process(self, output) -> MdLines:
+        found: MdLines = {"configured": [], "running": None}
         for line in output:
             key, _, value = line.partition(" ")
             if key == "configured":

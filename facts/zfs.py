@@ -1,13 +1,44 @@
 """Facts about ZFS pools and datasets (named apart from pyinfra's own ``facts.zfs``)."""
 
 import re
+from typing import TypedDict
 
 from pyinfra.api import FactBase
 
 from facts.output import sections
 
 
-class ZpoolStatus(FactBase[dict]):
+class DeviceState(TypedDict):
+    state: str
+    read: int
+    write: int
+    checksum: int
+    note: str
+
+
+class Vdev(TypedDict):
+    name: str  # mirror-0, or the device of a vdev that is one disk
+    type: str  # mirror, raidz2, disk, ...
+    state: str
+    devices: dict[str, DeviceState]
+
+
+class Scan(TypedDict):
+    action: str  # scrub or resilver
+    running: bool
+    percent: float | None
+    text: str
+
+
+class Pool(TypedDict):
+    state: str | None
+    vdevs: list[Vdev]
+    errors: str | None
+    scan: Scan | None
+    properties: dict[str, str]
+
+
+class ZpoolStatus(FactBase[dict[str, Pool]]):
     """
     Imported ZFS pools from ``zpool status`` and ``zpool get``: health, the vdevs with each
     device's state and error counts, data errors, the last or current scan, and properties.
@@ -31,7 +62,7 @@ class ZpoolStatus(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, Pool]:
         return {}
 
     def requires_command(self) -> str:
@@ -44,7 +75,7 @@ class ZpoolStatus(FactBase[dict]):
             ' zpool get -H -p -o property,value all "$pool" | sed "s/^/property\\t/"; done'
         )
 
-    def process(self, output) -> dict:
+    def process(self, output) -> dict[str, Pool]:
         return {pool: _read_pool(lines) for pool, lines in sections(output).items()}
 
 
@@ -54,7 +85,7 @@ PERCENT = re.compile(r"(?P<percent>[\d.]+)% done")
 GROUP = re.compile(r"^(mirror|raidz\d?|draid\d?\S*|spare|replacing)-\d+$")
 
 
-def _read_pool(lines: list[str]) -> dict:
+def _read_pool(lines: list[str]) -> Pool:
     pool = {"state": None, "vdevs": [], "errors": None, "scan": None, "properties": {}}
     heading, in_config = None, False
     for line in lines:
@@ -78,7 +109,7 @@ def _read_pool(lines: list[str]) -> dict:
     return pool
 
 
-def _read_config_line(pool: dict, line: str) -> None:
+def _read_config_line(pool: Pool, line: str) -> None:
     """One line of ``zpool status``'s config: the pool (no indent), a vdev or a device."""
     depth = len(line) - len(line.lstrip(" "))
     name, *rest = line.split()
@@ -101,7 +132,7 @@ def _read_config_line(pool: dict, line: str) -> None:
     }
 
 
-def _read_scan(text: str | None) -> dict | None:
+def _read_scan(text: str | None) -> Scan | None:
     if not text or not (match := SCAN.match(text)):
         return None
     percent = PERCENT.search(text)
@@ -109,7 +140,7 @@ def _read_scan(text: str | None) -> dict | None:
             "percent": float(percent["percent"]) if percent else None, "text": text}
 
 
-class ZfsProperties(FactBase[dict]):
+class ZfsProperties(FactBase[dict[str, dict[str, str]]]):
     """
     Properties of every ZFS filesystem, as ``zfs get -p`` prints them (sizes in bytes, no
     quota as 0), for the ``properties`` asked for.
@@ -121,7 +152,7 @@ class ZfsProperties(FactBase[dict]):
     """
 
     @staticmethod
-    def default() -> dict:
+    def default() -> dict[str, dict[str, str]]:
         return {}
 
     def requires_command(self, properties) -> str:
@@ -130,7 +161,7 @@ class ZfsProperties(FactBase[dict]):
     def command(self, properties) -> str:
         return f"[ ! -e /dev/zfs ] || zfs get -H -p -t filesystem -o name,property,value {','.join(properties)}"
 
-    def process(self, output) -> dict:
+    def process(self, output) -> dict[str, dict[str, str]]:
         datasets = {}
         for line in output:
             name, prop, value = line.split("\t")

@@ -16,6 +16,7 @@ from . import TEMPLATES
 from .config import Config, ConfigError
 from .config.model import Host
 from .config.types import format_size
+from .services import listen
 
 EVERY_HOST = frozenset()
 MAIL = frozenset({"mx"})
@@ -112,11 +113,6 @@ class Component:
         """Each of the component's files for ``target``, as text."""
         values = self.values(target)
         return {managed: render_file(managed, target, values) for managed in self.managed_files(target.config)}
-
-
-def listen(address, port: int) -> str:
-    """``address:port``, with IPv6 addresses in brackets."""
-    return f"[{address}]:{port}" if ":" in str(address) else f"{address}:{port}"
 
 
 # As pyinfra's files.template renders (StrictUndefined, trailing newline kept), with the two
