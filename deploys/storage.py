@@ -69,14 +69,13 @@ def software_raid(where: str, raid, mail_to: str):
             name=f"Create RAID{raid.level} array {raid.name}",
             commands=[
                 *rules.wipe_commands(raid.devices, raid.wipe, disks),
-                f"mdadm --create {device} --name={raid.name} --level={raid.level} --metadata=1.2 --run"
-                f" --raid-devices={len(raid.devices)} {' '.join(raid.devices)}",
+                rules.mdadm_create(raid, device),
             ],
         )
     if not (filesystem and filesystem["signatures"]):
         server.shell(
             name=f"Make the {raid.filesystem} filesystem",
-            commands=[f"mkfs.{raid.filesystem} -q {device}"],
+            commands=[rules.mkfs(raid, device)],
         )
     md_config(
         name="Record the array in mdadm.conf and the initramfs", array_name=raid.name, device=device, mail_to=mail_to

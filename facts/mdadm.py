@@ -91,6 +91,10 @@ def _read_detail_line(array: MdArray, line: str) -> None:
         array["members"][match["device"]] = match["state"] or "not running"  # an inactive array's members
 
 
+OURS = '$1 == "MAILADDR" || ($1 == "ARRAY" && $2 == array)'
+"""The lines of mdadm.conf about one array: MAILADDR and its ARRAY line (awk; ``array`` is /dev/md/<name>)."""
+
+
 class MdConfig(FactBase[MdLines]):
     """
     The lines of /etc/mdadm/mdadm.conf about array ``array_name`` (its ARRAY line, MAILADDR), and
@@ -109,9 +113,10 @@ class MdConfig(FactBase[MdLines]):
     def command(self, array_name, device) -> str:
         device = shlex.quote(device)
         return (
-            f"grep -E '^(MAILADDR|ARRAY /dev/md/{array_name} )' /etc/mdadm/mdadm.conf 2>/dev/null"
+            f"awk -v array={shlex.quote(f'/dev/md/{array_name}')} {shlex.quote(OURS)}"
+            " /etc/mdadm/mdadm.conf 2>/dev/null"
             " | sed 's/^/configured /';"
-            f" [ -b {device} ] && {array_line(array_name, device)} | sed 's/^/running /'; true"
+            f" [ -b {shlex.quote(device)} ] && {array_line(array_name, device)} | sed 's/^/running /'; true"
         )
 
     def process(self, output) -> MdLines:
@@ -127,4 +132,8 @@ class MdConfig(FactBase[MdLines]):
 
 def array_line(array_name: str, device: str) -> str:
     """Shell: the array's mdadm.conf line, naming it /dev/md/<name> whatever md device it runs as."""
-    return f"mdadm --detail --brief {shlex.quote(device)} | sed 's#^ARRAY [^ ]*#ARRAY /dev/md/{array_name}#'"
+    rename = '$1 == "ARRAY" { $0 = "ARRAY " name substr($0, length("ARRAY " $2) + 1) } { print }'
+    return (
+        f"mdadm --detail --brief {shlex.quote(device)}"
+        f" | awk -v name={shlex.quote(f'/dev/md/{array_name}')} {shlex.quote(rename)}"
+    )

@@ -1,11 +1,14 @@
 """Storage of /var/vmail: what a deploy may do to disks, and whether the storage is healthy.
 
 Both are plain functions of facts (``facts/mdadm.py``, ``facts/zfs.py``, ``facts/devices.py``),
-so the deploy, the testinfra checks and the unit tests read the same rules. The one rule above all: never destroy
-data. A disk that holds anything is refused unless the configuration marks it for wiping;
-an array or pool that exists is left alone, and one that differs from the configuration is
-reported, never rebuilt.
+so the deploy, the testinfra checks and the unit tests read the same rules. The one rule
+above all: never destroy data. A disk that holds anything is refused unless the
+configuration marks it for wiping; an array or pool that exists is left alone, and one that
+differs from the configuration is reported, never rebuilt. Every value in a command is
+quoted as one argument, besides being checked against its grammar when the file is loaded.
 """
+
+import shlex
 
 from .config.model import MdRaid, Zfs
 
@@ -73,9 +76,21 @@ def wipe_commands(devices: list[str], wipe: list[str], disks: dict) -> list[str]
     """Erase every signature on the disks marked for wiping, their partitions' first: the
     refusals let through only disks that are in ``wipe`` or hold nothing."""
     return [
-        f"wipefs --all --quiet {' '.join([*(disks[device] or {}).get('partitions', {}), device])}"
+        shlex.join(["wipefs", "--all", "--quiet", *(disks[device] or {}).get("partitions", {}), device])
         for device in devices if device in wipe
     ]
+
+
+def mdadm_create(raid: MdRaid, device: str) -> str:
+    """The command that makes the configured array as ``device``."""
+    return shlex.join([
+        "mdadm", "--create", device, f"--name={raid.name}", f"--level={raid.level}", "--metadata=1.2", "--run",
+        f"--raid-devices={len(raid.devices)}", *raid.devices,
+    ])
+
+
+def mkfs(raid: MdRaid, device: str) -> str:
+    return shlex.join([f"mkfs.{raid.filesystem}", "-q", device])
 
 
 def _uses(disk: dict) -> list[str]:
@@ -128,9 +143,10 @@ def zpool_create(zfs: Zfs) -> str:
     """The command that makes the configured pool. Its root is mounted nowhere (only the
     datasets are) and takes no snapshots, and Debian's cron scrub stays off: a timer scrubs."""
     properties = dataset_properties(zfs)[zfs.pool]
-    options = [f"-o ashift={zfs.ashift}", *(f"-O {name}={value}" for name, value in properties.items())]
+    options = ["-o", f"ashift={zfs.ashift}"]
+    options += [word for name, value in properties.items() for word in ("-O", f"{name}={value}")]
     layout = [word for vdev in zfs.vdevs for word in (vdev.type, *vdev.devices)]
-    return " ".join(["zpool create", *options, zfs.pool, *layout])
+    return shlex.join(["zpool", "create", *options, zfs.pool, *layout])
 
 
 DEBIAN_SCRUB = "org.debian:periodic-scrub"

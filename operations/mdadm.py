@@ -5,7 +5,7 @@ import shlex
 from pyinfra import host
 from pyinfra.api import operation
 
-from facts.mdadm import MdConfig, array_line
+from facts.mdadm import OURS, MdConfig, array_line
 
 
 @operation()
@@ -32,7 +32,8 @@ def md_config(array_name: str, device: str, mail_to: str):
         return
     conf = "/etc/mdadm/mdadm.conf"
     yield (
-        f"{{ grep -vE '^(MAILADDR|ARRAY /dev/md/{array_name} )' {conf}; echo {shlex.quote(f'MAILADDR {mail_to}')};"
-        f" {array_line(array_name, device)}; }} > {conf}.new && mv {conf}.new {conf}"
+        f"{{ awk -v array={shlex.quote(f'/dev/md/{array_name}')} {shlex.quote(f'!({OURS})')} {conf};"
+        f" echo {shlex.quote(f'MAILADDR {mail_to}')}; {array_line(array_name, device)}; }} > {conf}.new"
+        f" && mv {conf}.new {conf}"
     )
     yield "update-initramfs -u"

@@ -1,5 +1,7 @@
 """Operations on filesystems: /etc/fstab entries and mounts."""
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import operation
 from pyinfra.facts.files import FileContents
@@ -34,9 +36,9 @@ def fstab_entry(device: str, mount_point: str, filesystem: str, options: list[st
         return
     # On the first run the filesystem is made in this deploy: its UUID is read when it exists.
     yield (
-        f"uuid=$(blkid -s UUID -o value {device}) && [ -n \"$uuid\" ]"
-        f" && awk -v mount_point={mount_point} '$2 != mount_point' /etc/fstab > /etc/fstab.new"
-        f" && echo \"UUID=$uuid {fields}\" >> /etc/fstab.new && mv /etc/fstab.new /etc/fstab"
+        f"uuid=$(blkid -s UUID -o value {shlex.quote(device)}) && [ -n \"$uuid\" ]"
+        f" && awk -v mount_point={shlex.quote(mount_point)} '$2 != mount_point' /etc/fstab > /etc/fstab.new"
+        f" && printf 'UUID=%s %s\\n' \"$uuid\" {shlex.quote(fields)} >> /etc/fstab.new && mv /etc/fstab.new /etc/fstab"
         " && systemctl daemon-reload"
     )
 
@@ -57,8 +59,8 @@ def mounted(mount_point: str, options: list[str]):
     """
     live = host.get_fact(Mounts).get(mount_point)
     if live is None:
-        yield f"mkdir -p {mount_point} && mount {mount_point}"
+        yield f"mkdir -p {shlex.quote(mount_point)} && mount {shlex.quote(mount_point)}"
     elif not set(options) <= set(live["options"]):
-        yield f"mount -o remount {mount_point}"
+        yield f"mount -o remount {shlex.quote(mount_point)}"
     else:
         host.noop(f"{mount_point} is mounted")

@@ -35,7 +35,7 @@ def set_shell_variables(path: str, values: dict[str, str]) -> str:
     """Shell: drop every line assigning one of ``values``, commented out or not, then add one each."""
     lines = " ".join(shlex.quote(line) for line in _assignments(values))
     drop = shlex.quote(f"/{_assigning(values)}/d")
-    return f"sed -i -E {drop} {path} && printf '%s\\n' {lines} >> {path}"
+    return f"sed -i -E {drop} {shlex.quote(path)} && printf '%s\\n' {lines} >> {shlex.quote(path)}"
 
 
 def _assignments(values: dict[str, str]) -> list[str]:

@@ -28,7 +28,8 @@ def zfs_dataset(dataset: str, properties: dict[str, str]):
     """
     found = host.get_fact(ZfsProperties, properties=("mounted", *sorted(properties))).get(dataset)
     if found is None:
-        yield " ".join(["zfs create", *(f"-o {shlex.quote(f'{k}={v}')}" for k, v in properties.items()), dataset])
+        options = [word for key, value in properties.items() for word in ("-o", f"{key}={value}")]
+        yield shlex.join(["zfs", "create", *options, dataset])
         return
     changed = [f"{key}={value}" for key, value in properties.items() if found.get(key) != value]
     unmounted = properties.get("mountpoint", "none") != "none" and found.get("mounted") != "yes"
@@ -36,6 +37,6 @@ def zfs_dataset(dataset: str, properties: dict[str, str]):
         host.noop(f"{dataset} is as configured")
         return
     if changed:
-        yield f"zfs set {' '.join(shlex.quote(change) for change in changed)} {dataset}"
+        yield shlex.join(["zfs", "set", *changed, dataset])
     if unmounted:
-        yield f"zfs mount {dataset}"
+        yield shlex.join(["zfs", "mount", dataset])

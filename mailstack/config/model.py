@@ -5,6 +5,7 @@ templates read only this model, and ``docs/configuration.md`` is generated from 
 (``make docs``), so the reference cannot drift from the code.
 """
 
+import typing
 from pathlib import Path
 from typing import Literal
 
@@ -16,22 +17,32 @@ from pydantic import (
     IPvAnyInterface,
     IPvAnyNetwork,
     PrivateAttr,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from .types import (
-    AbsolutePath,
+    CONTROL,
     AliasSource,
     DevicePath,
     DnsName,
     DomainName,
     EmailAddress,
+    FilePath,
+    FstabOption,
     HostName,
     HttpsUrl,
     HttpUrl,
+    Line,
+    MountPoint,
     PasswordHash,
+    PostfixParameter,
     Size,
     TimeZone,
+    UserName,
+    ZfsName,
+    ZfsProperty,
 )
 
 GROUPS = ("lb", "mx", "storage", "ns")
@@ -47,6 +58,34 @@ class Section(BaseModel):
     """A part of the configuration: unknown keys are errors, values are validated and frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_control_characters(cls, value, info: ValidationInfo):
+        """No text anywhere in the file holds a line break or another control character: each
+        value lands in some line-oriented file, where one would start a new line or field.
+        (A field holding sections leaves that to the sections, which name the key exactly.)"""
+        if not _holds_sections(cls.model_fields[info.field_name].annotation):
+            if any(CONTROL.search(text) for text in _texts(value)):
+                raise ValueError("must not contain line breaks or other control characters")
+        return value
+
+
+def _holds_sections(annotation) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_sections(arg) for arg in typing.get_args(annotation))
+
+
+def _texts(value) -> list[str]:
+    """Every string in a raw value: itself, or the keys and items of its lists and mappings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [text for key, item in value.items() for text in _texts(key) + _texts(item)]
+    if isinstance(value, list | tuple):
+        return [text for item in value for text in _texts(item)]
+    return []
 
 
 class Cluster(Section):
@@ -99,8 +138,8 @@ class MdRaid(Section):
         example=["/dev/vdb", "/dev/vdc", "/dev/vdd", "/dev/vde"], doc="Member disks.", min_length=2
     )
     filesystem: Literal["ext4", "xfs"] = setting("ext4", example="xfs", doc="Filesystem made on the array.")
-    mount_point: AbsolutePath = setting("/var/vmail", example="/var/vmail", doc="Where the filesystem is mounted.")
-    mount_options: list[str] = setting(["noatime"], example=["noatime", "nodev"], doc="Options in fstab.")
+    mount_point: MountPoint = setting("/var/vmail", example="/var/vmail", doc="Where the filesystem is mounted.")
+    mount_options: list[FstabOption] = setting(["noatime"], example=["noatime", "nodev"], doc="Options in fstab.")
     wipe: list[DevicePath] = setting(
         [],
         example=["/dev/vdb"],
@@ -114,8 +153,8 @@ class Vdev(Section):
 
 
 class Dataset(Section):
-    name: str = setting(example="vmail", doc="Dataset name below the pool.", min_length=1)
-    mount_point: AbsolutePath = setting(example="/var/vmail", doc="Where the dataset is mounted.")
+    name: ZfsName = setting(example="vmail", doc="Dataset name below the pool.")
+    mount_point: MountPoint = setting(example="/var/vmail", doc="Where the dataset is mounted.")
     quota: Size | None = setting(None, example="200G", doc="ZFS quota of the dataset; none by default.")
     snapshots: bool = setting(
         True,
@@ -133,7 +172,7 @@ class Zfs(Section):
         min_length=1,
     )
     ashift: int = setting(12, example=12, doc="log2 of the sector size the pool assumes (12 = 4 KiB).", ge=9, le=16)
-    properties: dict[str, str] = setting(
+    properties: dict[ZfsProperty, Line] = setting(
         {"compression": "lz4", "atime": "off"}, example={"compression": "zstd"}, doc="Pool root properties."
     )
     datasets: list[Dataset] = setting(
@@ -169,12 +208,12 @@ class Host(Section):
 
 
 class Ssh(Section):
-    user: str = setting("root", example="deploy", doc="User the deploy logs in as.")
+    user: UserName = setting("root", example="deploy", doc="User the deploy logs in as.")
     port: int = setting(22, example=2222, doc="SSH port of every host.", ge=1, le=65535)
-    key: str | None = setting(
+    key: FilePath | None = setting(
         None, example="~/.ssh/mail_ed25519", doc="Private key file, relative to this file; default: SSH's own choice."
     )
-    known_hosts: str | None = setting(
+    known_hosts: FilePath | None = setting(
         None, example="known_hosts", doc="known_hosts file, relative to this file; default: the user's own."
     )
 
@@ -222,7 +261,7 @@ class Alias(Section):
 class Mail(Section):
     message_size_limit: Size = setting("50M", example="25M", doc="Largest message accepted (Postfix).")
     default_quota: Size = setting("2G", example="10G", doc="Quota of users without their own.")
-    postfix_extra: dict[str, str] = setting(
+    postfix_extra: dict[PostfixParameter, Line] = setting(
         {},
         example={"smtpd_client_connection_rate_limit": "30"},
         doc="Further main.cf settings, added last; `postfix check` and postconf vet them before they go live.",
@@ -239,7 +278,7 @@ class Dns(Section):
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = setting(
         "hmac-sha256", example="hmac-sha512", doc="TSIG algorithm."
     )
-    tsig_secret_file: str = setting(
+    tsig_secret_file: FilePath = setting(
         example="secrets/tsig.key", doc="File holding the base64 TSIG secret, relative to this file; keep it 0600."
     )
 
@@ -256,7 +295,7 @@ class Acme(Section):
     caa_identity: DomainName = setting(
         "letsencrypt.org", example="pki.goog", doc="The CA's CAA identity: the only CA the CAA records allow."
     )
-    roots: str | None = setting(
+    roots: FilePath | None = setting(
         None,
         example="secrets/staging-roots.pem",
         doc="PEM file of the CA's roots, relative to this file, where the system does not trust them"
@@ -265,8 +304,8 @@ class Acme(Section):
 
 
 class TlsFiles(Section):
-    certificate: str = setting(example="tls/fullchain.pem", doc="Certificate chain, relative to this file.")
-    key: str = setting(example="tls/privkey.pem", doc="Private key, relative to this file.")
+    certificate: FilePath = setting(example="tls/fullchain.pem", doc="Certificate chain, relative to this file.")
+    key: FilePath = setting(example="tls/privkey.pem", doc="Private key, relative to this file.")
 
 
 class Tls(Section):
@@ -364,7 +403,7 @@ class Lab(Section):
     vm_memory: Size = setting("1G", example="2G", doc="Memory of each QEMU guest.")
     vm_disks: int = setting(4, example=4, doc="Empty extra virtio disks of each QEMU guest.", ge=0, le=8)
     vm_disk_size: Size = setting("256M", example="1G", doc="Size of each extra disk (sparse).")
-    passwords: dict[str, str] = setting(
+    passwords: dict[EmailAddress, Line] = setting(
         {},
         example={"alice@mailstack.test": "alice-lab-pw"},
         doc="Lab users' passwords in plain text, by address (their hashes are in users): `mailstack lab login`"

@@ -33,6 +33,7 @@ Relative file paths are relative to the YAML file.
 
 def reference() -> str:
     sections = [INTRO]
+    types_used: dict[str, str] = {}
     pending: list[tuple[str, type[BaseModel], str]] = [("", Config, "")]
     while pending:
         prefix, model, doc = pending.pop(0)
@@ -42,6 +43,7 @@ def reference() -> str:
             annotation = field.rebuild_annotation()
             for child, child_key in _sections(annotation, key):
                 pending.append((child_key, child, field.description))
+            types_used.update(_value_types(annotation))
             rows.append(
                 f"| `{key}` | {_type_name(annotation)} | {_default(field.default)} "
                 f"| `{_inline(field.examples[0])}` | {field.description} |"
@@ -51,7 +53,25 @@ def reference() -> str:
             heading += f"{model.__doc__.strip()}\n\n"
         table = "| Key | Type | Default | Example | What it affects |\n|---|---|---|---|---|\n"
         sections.append(heading + table + "\n".join(rows) + "\n")
+    sections.append(_value_types_section(types_used))
     return "\n".join(sections)
+
+
+def _value_types_section(types_used: dict[str, str]) -> str:
+    ordered = sorted(types_used.items(), key=lambda item: item[0].lower())
+    rows = "\n".join(f"| {name} | {accepts} |" for name, accepts in ordered)
+    return (
+        "## Value types\n\nWhat a value of each type above may be; anything else is refused with the file, line and"
+        " key. No text anywhere may hold a line break or another control character.\n\n"
+        f"| Type | Accepts |\n|---|---|\n{rows}\n"
+    )
+
+
+def _value_types(annotation) -> dict[str, str]:
+    """The named value types in an annotation, with what each accepts."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return {str(m): m.accepts for m in annotation.__metadata__ if isinstance(m, TypeName) and m.accepts}
+    return {name: accepts for arg in typing.get_args(annotation) for name, accepts in _value_types(arg).items()}
 
 
 def _sections(annotation, key: str) -> list[tuple[type[BaseModel], str]]:

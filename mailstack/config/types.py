@@ -4,6 +4,7 @@ A validator raises ``ValueError`` with a sentence a user can act on; it never ec
 value back, because some values (password hashes) are secrets.
 """
 
+import posixpath
 import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,7 +13,18 @@ from pydantic import AfterValidator, BeforeValidator
 
 
 class TypeName(str):
-    """Marks an ``Annotated`` type with the name the configuration reference shows."""
+    """Marks an ``Annotated`` type with the name the configuration reference shows, and what
+    a value of it may be (``accepts``), which the reference lists under "Value types"."""
+
+    def __new__(cls, name: str, accepts: str = ""):
+        marked = super().__new__(cls, name)
+        marked.accepts = accepts
+        return marked
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+"""Characters no value may hold: a line break would start a new line (or field) in the file
+the value lands in."""
 
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
@@ -20,8 +32,18 @@ _DOMAIN = re.compile(rf"^(?:{_LABEL}\.)+[a-z]{{2,63}}$")
 _LOCAL_PART = re.compile(r"^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$")
 _SIZE = re.compile(r"^\s*(\d+)\s*([KMGT]?)(?:i?B)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_B64 = "[./0-9A-Za-z]"
+_HASHES = {  # each crypt format Dovecot reads, by the scheme that names it
+    "SHA512-CRYPT": rf"\$6\$(rounds=\d{{1,9}}\$)?{_B64}{{1,16}}\${_B64}{{86}}",
+    "SHA256-CRYPT": rf"\$5\$(rounds=\d{{1,9}}\$)?{_B64}{{1,16}}\${_B64}{{43}}",
+    "BLF-CRYPT": rf"\$2[yb]\$\d\d\${_B64}{{53}}",
+    "ARGON2ID": r"\$argon2id\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+",
+    "ARGON2I": r"\$argon2i\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+",
+}
+_HASHES["CRYPT"] = "|".join([_HASHES["SHA512-CRYPT"], _HASHES["SHA256-CRYPT"], _HASHES["BLF-CRYPT"],
+                             rf"\$y\${_B64}+\${_B64}*\${_B64}{{43}}"])
 _HASH_PREFIXES = ("$6$", "$5$", "$2y$", "$2b$", "$y$", "$argon2id$", "$argon2i$")
-_SCHEMES = ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2ID", "ARGON2I", "CRYPT")
+_SCHEMES = tuple(_HASHES)
 
 
 def _domain(value: str) -> str:
@@ -64,6 +86,12 @@ def _password_hash(value: str) -> str:
             "looks like a plain-text password, not a hash; store a hash such as "
             "{SHA512-CRYPT}$6$... (`mailstack user add` writes one)"
         )
+    # The hash is a field of Dovecot's passwd-file: only its own alphabet, so no ':' can add fields.
+    if not re.fullmatch(_HASHES[scheme.upper() or "CRYPT"], rest):
+        named = next((name for name, form in _HASHES.items() if name != "CRYPT" and re.fullmatch(form, rest)), None)
+        if named:
+            raise ValueError(f"the {{{scheme}}} prefix does not match the hash, which is {named}")
+        raise ValueError("not a well-formed hash of its scheme (salt and digest of the crypt alphabet)")
     return value
 
 
@@ -88,9 +116,52 @@ def _host_name(value: str) -> str:
     return value
 
 
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or "\0" in value:
-        raise ValueError("must be an absolute path")
+def _mount_point(value: str) -> str:
+    if not re.fullmatch(r"(/[A-Za-z0-9._@+-]+)+", value) or posixpath.normpath(value) != value:
+        raise ValueError("not a mount point: an absolute, normalised path below / of letters, digits and . _ @ + -")
+    return value
+
+
+def _fstab_option(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+(=[A-Za-z0-9_.:/@+-]+)?", value):
+        raise ValueError("not a mount option: a name, or name=value, of letters, digits and . _ - (no commas)")
+    return value
+
+
+def _zfs_name(value: str) -> str:
+    components = value.split("/")
+    if not all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,254}", part) for part in components):
+        raise ValueError("not a ZFS dataset name: components of letters, digits and _ . : - separated by /")
+    return value
+
+
+def _zfs_property(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*|[a-z0-9_.-]*:[a-z0-9_.:-]+", value):
+        raise ValueError("not a ZFS property: a native name (compression) or module:name in lower case")
+    return value
+
+
+def _postfix_parameter(value: str) -> str:
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", value):
+        raise ValueError("not a Postfix parameter name: lower-case letters, digits and _")
+    return value
+
+
+def _user_name(value: str) -> str:
+    if not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise ValueError("not a user name: lower-case letters, digits, _ and -, starting with a letter or _")
+    return value
+
+
+def _line(value: str) -> str:
+    if CONTROL.search(value):
+        raise ValueError("must be one line of text without control characters")
+    return value
+
+
+def _file(value: str) -> str:
+    if not value.strip() or CONTROL.search(value):
+        raise ValueError("not a file path: give a path, relative to this file, on one line")
     return value
 
 
@@ -119,22 +190,37 @@ def _str_only(value: object) -> object:
     return value
 
 
-def text_type(name: str, check) -> type:
-    return Annotated[str, BeforeValidator(_str_only), AfterValidator(check), TypeName(name)]
+def text_type(name: str, check, accepts: str) -> type:
+    return Annotated[str, BeforeValidator(_str_only), AfterValidator(check), TypeName(name, accepts)]
 
 
-DomainName = text_type("domain name", _domain)
-EmailAddress = text_type("e-mail address", _email)
-AliasSource = text_type("e-mail address or @domain", _alias_source)
-PasswordHash = text_type("password hash", _password_hash)
-TimeZone = text_type("time zone", _timezone)
-DnsName = text_type("DNS name", _dns_name)
-HostName = text_type("host name", _host_name)
-AbsolutePath = text_type("absolute path", _absolute_path)
-DevicePath = text_type("block device", _device)
-HttpUrl = text_type("URL", _http_url)
-HttpsUrl = text_type("https URL", _https_url)
-Size = Annotated[int, BeforeValidator(_size), TypeName("size")]
+DomainName = text_type("domain name", _domain, "labels of letters, digits and dashes, ending in a top-level domain")
+EmailAddress = text_type("e-mail address", _email, "local@domain, the local part in the characters of RFC 5322")
+AliasSource = text_type("e-mail address or @domain", _alias_source, "an e-mail address, or @domain for a catch-all")
+PasswordHash = text_type(
+    "password hash", _password_hash,
+    "a crypt hash ($6$, $5$, $2y$, $y$, $argon2id$) in its own alphabet, optionally after a matching"
+    " {SCHEME} (SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID, ARGON2I, CRYPT)",
+)
+TimeZone = text_type("time zone", _timezone, "a name of the tz database, such as UTC or Europe/Berlin")
+DnsName = text_type("DNS name", _dns_name, "dot-separated labels of letters, digits and dashes")
+HostName = text_type("host name", _host_name, "one label: lower-case letters, digits and dashes, at most 63")
+MountPoint = text_type(
+    "mount point", _mount_point, "an absolute, normalised path below / of letters, digits and . _ @ + -"
+)
+FstabOption = text_type(
+    "mount option", _fstab_option, "name or name=value of letters, digits and . _ - (the value also : / @ +)"
+)
+ZfsName = text_type("ZFS name", _zfs_name, "components of letters, digits and _ . : - separated by /")
+ZfsProperty = text_type("ZFS property", _zfs_property, "a native property name, or module:name, in lower case")
+PostfixParameter = text_type("Postfix parameter", _postfix_parameter, "a main.cf parameter name: a-z, 0-9 and _")
+UserName = text_type("user name", _user_name, "a POSIX user name: lower-case letters, digits, _ and -, at most 32")
+Line = text_type("text", _line, "one line of text, without control characters")
+FilePath = text_type("file", _file, "a path, relative to the YAML file, on one line")
+DevicePath = text_type("block device", _device, "/dev/ followed by letters, digits and / _ . : -")
+HttpUrl = text_type("URL", _http_url, "http:// or https://, a host name or address, an optional port and path")
+HttpsUrl = text_type("https URL", _https_url, "an http URL that starts with https://")
+Size = Annotated[int, BeforeValidator(_size), TypeName("size", "a number of bytes, or a number with K, M, G or T")]
 
 
 def format_size(size: int) -> str:
