@@ -45,7 +45,10 @@ def render(args) -> int:
         raise ConfigError(config.source, [f"--host: no host {unknown[0]} in {config.source}"])
     for name in hosts:
         out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
-        written = render_host(config, name, out)
+        try:
+            written = render_host(config, name, out)
+        except OSError as error:
+            raise ConfigError(out, [f"--out {args.out}: cannot write {error.filename}: {error.strerror}"]) from None
         print(f"{name}: {len(written)} files in {out}")
     return 0
 

@@ -5,6 +5,7 @@ stays as it was. The result is validated before it is written, and written atomi
 Passwords are hashed here (SHA512-CRYPT, which Dovecot verifies) and never stored or shown.
 """
 
+import json
 import os
 import subprocess
 import tempfile
@@ -26,14 +27,27 @@ def hash_password(password: str) -> str:
     return "{SHA512-CRYPT}" + result.stdout.strip()
 
 
-def _users_node(text: str) -> yaml.SequenceNode | None:
+def _users_node(text: str, path: Path) -> yaml.SequenceNode | None:
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     for key, value in root.value:
         if key.value == "users":
             if not isinstance(value, yaml.SequenceNode) or value.flow_style or not value.value:
-                raise ValueError("`users` must be a block list (one `- address: ...` per user) to be edited")
+                where = f"{path}:{key.start_mark.line + 1}"
+                raise ConfigError(path, [f"{where}: users: must be a block list (one `- address: ...` per user)"
+                                         " to be edited"])
             return value
     return None
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar: plain where YAML reads it back as the same text, else quoted
+    (an address may begin with ``*``, ``!`` or ``&``, which plain YAML takes for syntax)."""
+    try:
+        if yaml.safe_load(text) == text and not text.startswith(("*", "!", "&", "%", "@", "`", "'", '"')):
+            return text
+    except yaml.YAMLError:
+        pass
+    return json.dumps(text)
 
 
 def _field(item: yaml.MappingNode, name: str) -> yaml.Node | None:
@@ -65,7 +79,7 @@ def _edit(path: Path, change) -> None:
 
 def add(path: Path, address: str, password_hash: str, quota: str | None = None) -> None:
     def change(text: str) -> str:
-        users = _users_node(text)
+        users = _users_node(text, path)
         if _find(users, address) is not None:
             raise ConfigError(path, [f"{path}: users: {address} exists already (use `user passwd`)"])
         lines = text.splitlines(keepends=True)
@@ -76,7 +90,9 @@ def add(path: Path, address: str, password_hash: str, quota: str | None = None) 
             entry_indent, at = "  ", len(lines)
         else:
             entry_indent, at = " " * (users.value[0].start_mark.column - 2), _end_line(users.value[-1])
-        entry = [f"{entry_indent}- address: {address}\n", f"{entry_indent}  password_hash: \"{password_hash}\"\n"]
+        entry = [
+            f"{entry_indent}- address: {_scalar(address)}\n", f"{entry_indent}  password_hash: \"{password_hash}\"\n"
+        ]
         if quota:
             entry.append(f"{entry_indent}  quota: {quota}\n")
         return "".join(lines[:at] + entry + lines[at:])
@@ -86,7 +102,7 @@ def add(path: Path, address: str, password_hash: str, quota: str | None = None) 
 
 def remove(path: Path, address: str) -> None:
     def change(text: str) -> str:
-        users = _users_node(text)
+        users = _users_node(text, path)
         index = _find(users, address)
         if index is None:
             raise ConfigError(path, [f"{path}: users: no user {address}"])
@@ -99,7 +115,7 @@ def remove(path: Path, address: str) -> None:
 
 def set_password(path: Path, address: str, password_hash: str) -> None:
     def change(text: str) -> str:
-        users = _users_node(text)
+        users = _users_node(text, path)
         index = _find(users, address)
         if index is None:
             raise ConfigError(path, [f"{path}: users: no user {address}"])

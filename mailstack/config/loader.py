@@ -5,6 +5,7 @@ only outcomes are a valid :class:`Config` or a :class:`ConfigError`.
 """
 
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -16,6 +17,42 @@ from .checks import cross_check
 from .model import Config
 
 Loc = tuple[str | int, ...]
+
+# Bounds on the file itself, far beyond any real configuration: a YAML alias bomb, deep
+# nesting or a number of thousands of digits is refused before it is expanded.
+MAX_BYTES = 1 << 20
+MAX_ALIASES = 64
+MAX_DEPTH = 24
+MAX_SCALAR_DIGITS = 64
+NUMBER = re.compile(r"[-+]?[0-9][0-9_.:eE+-]*$")
+
+
+
+class PlainLoader(yaml.SafeLoader):
+    """YAML read as a configuration means it: ``true`` and ``false`` are the only booleans,
+    integers are decimal without leading zeros, and nothing is a date (YAML 1.1 reads ``yes``, ``0o17``, ``017``,
+    ``1:30`` and ``2001-12-14`` as a boolean, numbers and a date; here they are text, which
+    the field then accepts or refuses)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, pattern) for tag, pattern in resolvers if not tag.endswith((":bool", ":int", ":timestamp"))]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+PlainLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+PlainLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int", re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789")
+)
+
+# Values are taken as written, never coerced: what to write instead.
+PLAIN_FORMS = {
+    "int_type": "must be a whole number, written as digits (such as 150)",
+    "bool_type": "must be true or false",
+    "float_type": "must be a number",
+}
 
 
 class ConfigError(Exception):
@@ -29,6 +66,8 @@ class ConfigError(Exception):
 
 def load(path: str | Path) -> Config:
     source = Path(path)
+    if source.exists() and not source.is_file():  # a FIFO or a device would block or never end
+        raise ConfigError(source, [f"{source}: not a regular file"])
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
@@ -57,8 +96,9 @@ def load_text(text: str, source: Path) -> Config:
 def _parse(text: str, source: Path) -> tuple[object, dict[Loc, int], list[Loc]]:
     """The YAML data, the line of each key path, and key paths given twice in one mapping."""
     try:
-        data = yaml.safe_load(text)
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_bounds(text, source)
+        data = yaml.load(text, Loader=PlainLoader)
+        root = yaml.compose(text, Loader=PlainLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}" if mark else str(source)
@@ -86,6 +126,28 @@ def _parse(text: str, source: Path) -> tuple[object, dict[Loc, int], list[Loc]]:
     return data, lines, duplicates
 
 
+def _check_bounds(text: str, source: Path) -> None:
+    """Refuse a file that is too large, holds too many aliases, nests too deeply or holds a
+    number too long to be meant, from YAML's events, before anything is built from them."""
+    if len(text.encode()) > MAX_BYTES:
+        raise ConfigError(source, [f"{source}: larger than {MAX_BYTES >> 10} KiB; not a configuration file"])
+    aliases = depth = 0
+    for event in yaml.parse(text, Loader=PlainLoader):
+        where = f"{source}:{event.start_mark.line + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            aliases += 1
+            if aliases > MAX_ALIASES:
+                raise ConfigError(source, [f"{where}: more than {MAX_ALIASES} YAML aliases (*name); write values out"])
+        elif isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ConfigError(source, [f"{where}: nested more than {MAX_DEPTH} levels deep"])
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+        elif isinstance(event, yaml.ScalarEvent) and len(event.value) > MAX_SCALAR_DIGITS and NUMBER.match(event.value):
+            raise ConfigError(source, [f"{where}: a number of {len(event.value)} digits; no setting takes one"])
+
+
 def _explain(error: dict) -> tuple[Loc, str]:
     """The key path and a plain sentence for one pydantic error."""
     loc = tuple(str(part) if not isinstance(part, int) else part for part in error["loc"])
@@ -94,6 +156,8 @@ def _explain(error: dict) -> tuple[Loc, str]:
         return loc, "required key is missing"
     if kind == "extra_forbidden":
         return loc, _unknown_key(loc)
+    if kind in PLAIN_FORMS:
+        return loc, PLAIN_FORMS[kind]
     message = error["msg"].removeprefix("Value error, ")
     if loc and loc[-1] == "[key]":
         return loc[:-1], f"key {message[0].lower()}{message[1:]}"

@@ -13,9 +13,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    IPvAnyAddress,
-    IPvAnyInterface,
-    IPvAnyNetwork,
     PrivateAttr,
     ValidationInfo,
     field_validator,
@@ -34,10 +31,14 @@ from .types import (
     HostName,
     HttpsUrl,
     HttpUrl,
+    IpAddress,
+    IpInterface,
+    IpNetwork,
     Line,
     MountPoint,
     PasswordHash,
     PostfixParameter,
+    ServerName,
     Size,
     TimeZone,
     UserName,
@@ -57,7 +58,8 @@ def setting(default=..., *, example, doc: str, **constraints):
 class Section(BaseModel):
     """A part of the configuration: unknown keys are errors, values are validated and frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    # strict: a number is a number and a boolean a boolean, as written; nothing is coerced.
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -96,7 +98,7 @@ class Cluster(Section):
         example="mail.example.com",
         doc="Public name of the cluster: MX target, SMTP greeting and the name on the certificate.",
     )
-    virtual_ip: IPvAnyAddress = setting(
+    virtual_ip: IpAddress = setting(
         example="192.0.2.10", doc="Address Keepalived moves between the lb hosts; MX and clients reach this."
     )
     postmaster: EmailAddress | None = setting(
@@ -105,7 +107,7 @@ class Cluster(Section):
         doc="Receives RAID/ZFS alerts and bounces; defaults to postmaster@ the first mail domain.",
     )
     timezone: TimeZone = setting("UTC", example="Europe/Berlin", doc="Time zone of every host (log timestamps).")
-    ntp_servers: list[DomainName] = setting(
+    ntp_servers: list[ServerName] = setting(
         ["0.debian.pool.ntp.org", "1.debian.pool.ntp.org"],
         example=["ntp1.example.net"],
         doc="NTP servers for systemd-timesyncd on hosts with their own clock (not containers).",
@@ -189,7 +191,7 @@ class Zfs(Section):
 
 
 class Host(Section):
-    address: IPvAnyAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
+    address: IpAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"], doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, ns (lab DNS/ACME).", min_length=1
     )
@@ -272,7 +274,7 @@ class Mail(Section):
 
 
 class Dns(Section):
-    server: IPvAnyAddress = setting(example="192.0.2.53", doc="Authoritative server that takes RFC 2136 updates.")
+    server: IpAddress = setting(example="192.0.2.53", doc="Authoritative server that takes RFC 2136 updates.")
     port: int = setting(53, example=53, doc="Its DNS port.", ge=1, le=65535)
     tsig_key_name: DnsName = setting(example="mailstack-key", doc="Name of the TSIG key allowed to update.")
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = setting(
@@ -364,7 +366,7 @@ class Fail2ban(Section):
 
 
 class Firewall(Section):
-    admin_networks: list[IPvAnyNetwork] = setting(
+    admin_networks: list[IpNetwork] = setting(
         [], example=["198.51.100.0/24"], doc="Networks allowed to SSH, besides the deploying machine."
     )
     allow_deployer: bool = setting(
@@ -395,7 +397,7 @@ class Lab(Section):
     bridge: str = setting(
         "mslab0", example="mslab0", doc="Name of the lab's bridge on this machine.", pattern=r"^[a-z][a-z0-9]{1,14}$"
     )
-    address: IPvAnyInterface = setting(
+    address: IpInterface = setting(
         "10.77.0.1/24",
         example="10.77.0.1/24",
         doc="Address of this machine on the bridge (also the apt proxy's); every lab host is in its subnet.",

@@ -7,7 +7,6 @@ a unit test fails when the committed file differs from what the model generates.
 import sys
 import types
 import typing
-from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
 import yaml
@@ -120,12 +119,7 @@ def _type_name(annotation) -> str:
     names = {int: "integer", str: "string", bool: "boolean"}
     if annotation in names:
         return names[annotation]
-    text = str(annotation)
-    if "IPvAnyNetwork" in text or annotation is IPv4Network:
-        return "CIDR network"
-    if "IPvAnyAddress" in text or annotation is IPv4Address:
-        return "IP address"
-    return text
+    return str(annotation)
 
 
 def _default(default) -> str:

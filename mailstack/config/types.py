@@ -4,12 +4,13 @@ A validator raises ``ValueError`` with a sentence a user can act on; it never ec
 value back, because some values (password hashes) are secrets.
 """
 
+import ipaddress
 import posixpath
 import re
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator, BeforeValidator, IPvAnyAddress, IPvAnyInterface, IPvAnyNetwork
 
 
 class TypeName(str):
@@ -46,18 +47,40 @@ _HASH_PREFIXES = ("$6$", "$5$", "$2y$", "$2b$", "$y$", "$argon2id$", "$argon2i$"
 _SCHEMES = tuple(_HASHES)
 
 
+def _ascii(value: str) -> str:
+    """Names are written in ASCII: a compatibility form (the Kelvin sign) would fold into another
+    name; an internationalised domain is written as its A-label, which the error gives."""
+    if not value.isascii():
+        try:
+            label = value.encode("idna").decode()
+        except UnicodeError:
+            label = ""
+        if "xn--" not in label:  # no real IDN: a character that folds into a letter, such as the Kelvin sign
+            raise ValueError("holds a character that is not ASCII; names here are written in ASCII")
+        raise ValueError(f"not ASCII; write an internationalised name as its A-label: {label}")
+    return value
+
+
 def _domain(value: str) -> str:
-    value = value.lower().rstrip(".")
+    value = _ascii(value).lower().rstrip(".")
     if not _DOMAIN.match(value) or len(value) > 253:
         raise ValueError("not a valid domain name (expected something like example.com)")
     return value
 
 
 def _email(value: str) -> str:
-    local, at, domain = value.rpartition("@")
+    local, at, domain = _ascii(value).rpartition("@")
     if not at or not _LOCAL_PART.match(local.lower()) or len(local) > 64:
         raise ValueError("not a valid e-mail address (expected user@example.com)")
     return f"{local.lower()}@{_domain(domain)}"
+
+
+def _server(value: str) -> str:
+    """A server by name or by address (an address stays as written)."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        return _domain(value)
 
 
 def _alias_source(value: str) -> str:
@@ -104,7 +127,7 @@ def _timezone(value: str) -> str:
 
 
 def _dns_name(value: str) -> str:
-    value = value.lower().rstrip(".")
+    value = _ascii(value).lower().rstrip(".")
     if not all(re.fullmatch(_LABEL, label) for label in value.split(".")):
         raise ValueError("not a valid DNS name: dot-separated labels of letters, digits and dashes")
     return value
@@ -186,7 +209,7 @@ def _https_url(value: str) -> str:
 def _str_only(value: object) -> object:
     """Refuse numbers and booleans where text is expected, instead of coercing them."""
     if not isinstance(value, str):
-        raise ValueError("must be a string")
+        raise ValueError("must be text, not a number or a boolean (quote it if it looks like one)")
     return value
 
 
@@ -196,6 +219,7 @@ def text_type(name: str, check, accepts: str) -> type:
 
 DomainName = text_type("domain name", _domain, "labels of letters, digits and dashes, ending in a top-level domain")
 EmailAddress = text_type("e-mail address", _email, "local@domain, the local part in the characters of RFC 5322")
+ServerName = text_type("server", _server, "a domain name or an IP address")
 AliasSource = text_type("e-mail address or @domain", _alias_source, "an e-mail address, or @domain for a catch-all")
 PasswordHash = text_type(
     "password hash", _password_hash,
@@ -221,6 +245,16 @@ DevicePath = text_type("block device", _device, "/dev/ followed by letters, digi
 HttpUrl = text_type("URL", _http_url, "http:// or https://, a host name or address, an optional port and path")
 HttpsUrl = text_type("https URL", _https_url, "an http URL that starts with https://")
 Size = Annotated[int, BeforeValidator(_size), TypeName("size", "a number of bytes, or a number with K, M, G or T")]
+# Written as text in the usual notation: an integer (3232235777) is no address here.
+IpAddress = Annotated[
+    IPvAnyAddress, BeforeValidator(_str_only), TypeName("IP address", "an IPv4 or IPv6 address as text")
+]
+IpInterface = Annotated[
+    IPvAnyInterface, BeforeValidator(_str_only), TypeName("address/prefix", "an IP address with its prefix length")
+]
+IpNetwork = Annotated[
+    IPvAnyNetwork, BeforeValidator(_str_only), TypeName("CIDR network", "a network such as 10.0.0.0/8")
+]
 
 
 def format_size(size: int) -> str:

@@ -1,5 +1,6 @@
 """The configuration loader: valid examples load, every mistake is one clear line."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -72,3 +73,28 @@ def test_unknown_top_level_key_lists_what_is_allowed(tmp_path):
     broken.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=r"zzz: unknown key; allowed here: cluster, hosts"):
         load(broken)
+
+
+def test_a_fifo_is_refused_without_reading_it(tmp_path):
+    fifo = tmp_path / "x.yml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load(fifo)
+
+
+def test_render_into_a_path_under_a_file_is_one_line(tmp_path):
+    (tmp_path / "file").touch()
+    result = subprocess.run(
+        [sys.executable, "-m", "mailstack.cli", "render", "--inventory", "inventories/prod.py", "--host", "mx1",
+         "--out", str(tmp_path / "file/out")], capture_output=True, text=True, cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"--out {tmp_path}/file/out: cannot write")
+
+
+def test_an_ntp_server_may_be_an_address(tmp_path):
+    config = tmp_path / "x.yml"
+    data = yaml.safe_load((FIXTURES / "minimal.yml").read_text())
+    data["cluster"]["ntp_servers"] = ["192.0.2.123", "2001:db8::123", "ntp.example.net"]
+    config.write_text(yaml.safe_dump(data))
+    assert load(config).cluster.ntp_servers == ["192.0.2.123", "2001:db8::123", "ntp.example.net"]

@@ -1,6 +1,7 @@
 """Random and mutated configurations: the loader returns a model or a ConfigError, nothing else."""
 
 import copy
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,7 @@ from mailstack.config.loader import load_text
 EXAMPLES = [Path(__file__).parent / "fixtures" / "minimal.yml", *Path(__file__).parents[2].glob("inventories/*.yml")]
 VALID = [yaml.safe_load(path.read_text()) for path in EXAMPLES]
 SOURCE = Path("fuzz.yml")
+HANG = timedelta(seconds=5)  # a bound against hangs, far above any real case; not a speed test
 
 scalars = st.one_of(
     st.none(),
@@ -70,19 +72,90 @@ def mutated(draw):
     return data
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=HANG, suppress_health_check=[HealthCheck.too_slow])
 @given(mutated())
 def test_mutated_configurations(data):
     _outcome(yaml.safe_dump(data))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=HANG)
 @given(values)
 def test_random_documents(data):
     _outcome(yaml.safe_dump(data))
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=HANG)
 @given(st.text(max_size=200))
 def test_random_text(text):
     _outcome(text)
+
+
+RICH = yaml.safe_load((Path(__file__).parent / "fixtures" / "minimal.yml").read_text()) | {
+    "mail": {"postfix_extra": {"smtpd_banner": "$myhostname ESMTP"}},
+    "ssh": {"user": "deploy", "key": "keys/id", "known_hosts": "keys/known_hosts"},
+    "dns": {"server": "192.0.2.53", "tsig_key_name": "mailstack", "tsig_secret_file": "tsig.key"},
+}
+RICH["cluster"]["ntp_servers"] = ["ntp.example.net"]
+RICH["hosts"]["mx1"] |= {"groups": ["mx", "storage"], "storage": {"zfs": {
+    "vdevs": [{"devices": ["/dev/vdb", "/dev/vdc"]}], "properties": {"compression": "lz4", "org.example:note": "x"},
+    "datasets": [{"name": "vmail", "mount_point": "/var/vmail"}],
+}}}
+hostile_text = st.one_of(
+    st.text(max_size=16),
+    st.sampled_from([
+        "a\nb", "a\rb", "a\u2028b", "a\x00b", "a\tb", "a:b", "a'b", 'a"b', "$(touch x)", "`id`", "a;b", "a b", "a#b",
+        "\u212aelvin", "\ufb01le", "\uff11\uff12", "-rf", "*x", "&a", "!x", "%x", "a,b", "a=b", "{x}", "a\\b",
+    ]),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+)
+hostile_number = st.one_of(
+    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([0, -1, 65536, True, 1.5, "1e3", "0x10", "٣"])
+)
+
+
+def _leaves(data, prefix=()):
+    if isinstance(data, dict):
+        for key, value in data.items():
+            yield from _leaves(value, prefix + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _leaves(value, prefix + (index,))
+    else:
+        yield prefix, data
+
+
+def _structure(config, tmp: Path) -> dict[str, int]:
+    """The line count of every file every host of ``config`` receives."""
+    from mailstack.render import render_host
+
+    found = {}
+    for host in config.hosts:
+        for path in render_host(config, host, tmp / host):
+            found[str(path.relative_to(tmp))] = len(path.read_text().splitlines())
+    return found
+
+
+@settings(max_examples=150, deadline=HANG,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_hostile_values_are_refused_or_change_no_structure(data, tmp_path_factory):
+    """A hostile value in any text or number field: one-line errors, or a valid model whose
+    files have the lines the original has (a value never adds a line), and whose passwd-file
+    keeps its fields."""
+    document = copy.deepcopy(RICH)
+    path, original = data.draw(st.sampled_from(list(_leaves(document))))
+    value = data.draw(hostile_number if isinstance(original, int) else hostile_text)
+    parent = document
+    for part in path[:-1]:
+        parent = parent[part]
+    parent[path[-1]] = value
+    folder = tmp_path_factory.mktemp("hostile")
+    try:
+        config = load_text(yaml.safe_dump(document), folder / "x.yml")
+    except ConfigError as error:
+        assert error.problems and all("\n" not in problem for problem in error.problems)
+        return
+    before = _structure(load_text(yaml.safe_dump(RICH), folder / "x.yml"), folder / "before")
+    assert _structure(config, folder / "after") == before
+    for users in (folder / "after").glob("*/etc/dovecot/users"):
+        assert all(line.count(":") == 7 for line in users.read_text().splitlines())

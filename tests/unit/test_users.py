@@ -81,3 +81,18 @@ def test_a_change_that_breaks_the_configuration_is_not_written(inventory):
 def test_list_shows_no_hashes(inventory):
     result = mailstack("user", "list", "-i", str(inventory))
     assert "alice@mailstack.test" in result.stdout and "$6$" not in result.stdout
+
+
+@pytest.mark.parametrize("address", ["*star@mailstack.test", "!bang@mailstack.test", "&amp@mailstack.test"])
+def test_add_quotes_an_address_that_plain_yaml_would_misread(inventory, address):
+    result = mailstack("user", "add", address, "--password-stdin", "-i", str(inventory), stdin="a-secret-password\n")
+    assert result.returncode == 0, result.stderr
+    assert address in [user.address for user in load(inventory.with_suffix(".yml")).users]
+
+
+def test_a_flow_style_user_list_is_named_in_the_error(inventory):
+    config_file = inventory.with_suffix(".yml")
+    config_file.write_text(config_file.read_text().replace("users:\n  - address: alice", "users: [{address: alice", 1))
+    result = mailstack("user", "del", "bob@mailstack.test", "-i", str(inventory))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"{config_file}:")
