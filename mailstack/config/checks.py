@@ -54,12 +54,40 @@ def _addresses(config: Config) -> Iterator[Problem]:
             yield ("aliases", index, "address"), "is also a user; mail would never reach that mailbox"
     for index, twin in _first_seen(config.aliases, lambda a: a.address):
         yield ("aliases", index, "address"), f"duplicate alias (also aliases[{twin}])"
+    yield from _alias_targets(config, declared, users)
     if config.cluster.postmaster is None and f"postmaster@{config.domains[0].name}" not in users | {
         alias.address for alias in config.aliases
     }:
         yield ("cluster", "postmaster"), (
             f"no user or alias postmaster@{config.domains[0].name}; set cluster.postmaster or add that alias"
         )
+
+
+def _alias_targets(config: Config, declared: set[str], users: set[str]) -> Iterator[Problem]:
+    """Each target in a declared domain is a user or an alias, and every alias reaches a mailbox
+    (or leaves the cluster): mail to it neither bounces at once nor loops."""
+    aliases = {alias.address: alias.to for alias in config.aliases}
+    catch_alls = {address[1:] for address in aliases if address.startswith("@")}
+    for index, alias in enumerate(config.aliases):
+        for target_index, target in enumerate(alias.to):
+            domain = target.rpartition("@")[2]
+            if domain in declared and target not in users | set(aliases) and domain not in catch_alls:
+                yield ("aliases", index, "to", target_index), f"{target} is no user or alias; mail to it would bounce"
+    for index, alias in enumerate(config.aliases):
+        if not _reaches_a_mailbox(alias.address, aliases, users, declared):
+            yield ("aliases", index, "to"), "leads only back to aliases (a loop); no mailbox ever gets the mail"
+
+
+def _reaches_a_mailbox(start: str, aliases: dict[str, list[str]], users: set[str], declared: set[str]) -> bool:
+    seen, pending = set(), [start]
+    while pending:
+        address = pending.pop()
+        if address in users or address.rpartition("@")[2] not in declared:
+            return True  # a mailbox, or another domain's server
+        if address not in seen:
+            seen.add(address)
+            pending.extend(aliases.get(address, []))
+    return False
 
 
 def _hosts(config: Config) -> Iterator[Problem]:
@@ -77,6 +105,11 @@ def _hosts(config: Config) -> Iterator[Problem]:
     for name, host in config.hosts.items():
         if host.address == config.cluster.virtual_ip:
             yield ("hosts", name, "address"), "is the virtual IP; give the host its own address"
+        if "lb" in host.groups and host.address.version != config.cluster.virtual_ip.version:
+            yield ("cluster", "virtual_ip"), (
+                f"IPv{config.cluster.virtual_ip.version}, but lb host {name} has an IPv{host.address.version}"
+                " address; VRRP moves an address of the lb hosts' own family"
+            )
         if ("lb" in host.groups) != (host.vrrp_priority is not None):
             yield ("hosts", name, "vrrp_priority"), "lb hosts need a vrrp_priority, other hosts take none"
         if ("storage" in host.groups) != (host.storage is not None):
@@ -127,10 +160,28 @@ def _tls(config: Config) -> Iterator[Problem]:
         yield ("tls", "acme", "challenge"), "dns-rfc2136 needs the top-level dns section (server and TSIG key)"
 
 
+def _disks_of(host) -> list[str]:
+    if host.storage is None:
+        return []
+    if host.storage.mdraid:
+        return host.storage.mdraid.devices
+    return [device for vdev in host.storage.zfs.vdevs for device in vdev.devices]
+
+
 def _lab(config: Config) -> Iterator[Problem]:
     if config.lab is None:
         return
     network = config.lab.address.network
+    own = (config.lab.address.ip, network.network_address, network.broadcast_address)
     for name, host in config.hosts.items():
-        if host.address not in network or host.address == config.lab.address.ip:
+        if host.address not in network or host.address in own:
             yield ("hosts", name, "address"), f"lab hosts need their own address in {network}"
+    if config.cluster.virtual_ip not in network or config.cluster.virtual_ip in own:
+        yield ("cluster", "virtual_ip"), f"the lab's virtual IP needs its own address in {network}"
+    disks = {f"/dev/vd{chr(ord('b') + index)}" for index in range(config.lab.vm_disks)}
+    for name, host in config.hosts.items():
+        for device in sorted(set(_disks_of(host)) - disks):
+            yield ("hosts", name, "storage"), (
+                f"{device} is not a disk of the lab's guests, which have {config.lab.vm_disks}"
+                f" ({', '.join(sorted(disks)) or 'none'}; lab.vm_disks)"
+            )

@@ -28,6 +28,7 @@ from .types import (
     EmailAddress,
     FilePath,
     FstabOption,
+    HostAddress,
     HostName,
     HttpsUrl,
     HttpUrl,
@@ -98,7 +99,7 @@ class Cluster(Section):
         example="mail.example.com",
         doc="Public name of the cluster: MX target, SMTP greeting and the name on the certificate.",
     )
-    virtual_ip: IpAddress = setting(
+    virtual_ip: HostAddress = setting(
         example="192.0.2.10", doc="Address Keepalived moves between the lb hosts; MX and clients reach this."
     )
     postmaster: EmailAddress | None = setting(
@@ -157,7 +158,9 @@ class Vdev(Section):
 class Dataset(Section):
     name: ZfsName = setting(example="vmail", doc="Dataset name below the pool.")
     mount_point: MountPoint = setting(example="/var/vmail", doc="Where the dataset is mounted.")
-    quota: Size | None = setting(None, example="200G", doc="ZFS quota of the dataset; none by default.")
+    quota: Size | None = setting(
+        None, example="200G", doc="ZFS quota of the dataset; none by default (leave it out rather than 0).", ge=1
+    )
     snapshots: bool = setting(
         True,
         example=False,
@@ -191,7 +194,7 @@ class Zfs(Section):
 
 
 class Host(Section):
-    address: IpAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
+    address: HostAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"], doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, ns (lab DNS/ACME).", min_length=1
     )
@@ -248,7 +251,9 @@ class User(Section):
     password_hash: PasswordHash = setting(
         example="{SHA512-CRYPT}$6$...", doc="Password hash only, never the password; `mailstack user add` writes it."
     )
-    quota: Size | None = setting(None, example="5G", doc="Mailbox quota; default: mail.default_quota.")
+    quota: Size | None = setting(
+        None, example="5G", doc="Mailbox quota; default: mail.default_quota. 0 is refused: it would mean none.", ge=1
+    )
 
 
 class Alias(Section):
@@ -261,8 +266,13 @@ class Alias(Section):
 
 
 class Mail(Section):
-    message_size_limit: Size = setting("50M", example="25M", doc="Largest message accepted (Postfix).")
-    default_quota: Size = setting("2G", example="10G", doc="Quota of users without their own.")
+    message_size_limit: Size = setting(
+        "50M", example="25M", doc="Largest message accepted (Postfix); 0 is refused: Postfix reads it as no limit.",
+        ge=1024,
+    )
+    default_quota: Size = setting(
+        "2G", example="10G", doc="Quota of users without their own; 0 is refused: Dovecot reads it as no quota.", ge=1
+    )
     postfix_extra: dict[PostfixParameter, Line] = setting(
         {},
         example={"smtpd_client_connection_rate_limit": "30"},

@@ -89,15 +89,22 @@ def _alias_source(value: str) -> str:
     return _email(value)
 
 
+MAX_SIZE = 2**63 - 1  # what Postfix and Dovecot store a size in
+
+
 def _size(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("not a size: use a number of bytes or a number with a unit K, M, G or T, for example 2G")
-    if isinstance(value, int) and value >= 0:
-        return value
     match = _SIZE.match(value) if isinstance(value, str) else None
-    if not match:
+    if isinstance(value, int) and value >= 0:
+        size = value
+    elif match:
+        size = int(match[1]) * _UNITS[match[2].upper()]
+    else:
         raise ValueError("not a size: use a number of bytes or a number with a unit K, M, G or T, for example 2G")
-    return int(match[1]) * _UNITS[match[2].upper()]
+    if size > MAX_SIZE:
+        raise ValueError("too large: no size here may exceed 8E (2^63 - 1 bytes)")
+    return size
 
 
 def _password_hash(value: str) -> str:
@@ -195,8 +202,17 @@ def _device(value: str) -> str:
 
 
 def _http_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?(/\S*)?", value):
+    match = re.fullmatch(r"https?://(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:(?P<port>\d{1,5}))?(/\S*)?", value)
+    if not match:
         raise ValueError("not an http:// or https:// URL")
+    if match["port"] and not 1 <= int(match["port"]) <= 65535:
+        raise ValueError("the URL's port must be 1 to 65535")
+    host = match["host"].strip("[]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not re.fullmatch(rf"({_LABEL}\.)*{_LABEL}", host.lower()):
+            raise ValueError("the URL's host is neither a host name nor an IP address") from None
     return value
 
 
@@ -245,9 +261,21 @@ DevicePath = text_type("block device", _device, "/dev/ followed by letters, digi
 HttpUrl = text_type("URL", _http_url, "http:// or https://, a host name or address, an optional port and path")
 HttpsUrl = text_type("https URL", _https_url, "an http URL that starts with https://")
 Size = Annotated[int, BeforeValidator(_size), TypeName("size", "a number of bytes, or a number with K, M, G or T")]
+def _unicast(address):
+    if address.is_unspecified or address.is_multicast or address.is_loopback or address.is_reserved:
+        raise ValueError("not a unicast address a host can hold (unspecified, multicast, loopback or reserved)")
+    if address.is_link_local:
+        raise ValueError("a link-local address; give an address of the hosts' network")
+    return address
+
+
 # Written as text in the usual notation: an integer (3232235777) is no address here.
 IpAddress = Annotated[
     IPvAnyAddress, BeforeValidator(_str_only), TypeName("IP address", "an IPv4 or IPv6 address as text")
+]
+HostAddress = Annotated[
+    IPvAnyAddress, BeforeValidator(_str_only), AfterValidator(_unicast),
+    TypeName("host address", "a unicast IPv4 or IPv6 address as text (not loopback, multicast or link-local)"),
 ]
 IpInterface = Annotated[
     IPvAnyInterface, BeforeValidator(_str_only), TypeName("address/prefix", "an IP address with its prefix length")

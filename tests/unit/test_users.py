@@ -62,10 +62,18 @@ def test_passwd_and_del_touch_only_that_user(inventory):
         ("-", "    password_hash"), ("+", "    password_hash"),
     ]
     middle = config_file.read_text()
-    users.remove(config_file, "bob@mailstack.test")
+    users.remove(config_file, "carol@mailstack.test")
     removed = _changed_lines(middle, config_file.read_text())
     assert len(removed) == 3 and all(line.startswith("-") for line in removed)
-    assert "bob@mailstack.test" not in [u.address for u in load(config_file).users]
+    assert "carol@mailstack.test" not in [u.address for u in load(config_file).users]
+
+
+def test_a_user_an_alias_still_names_is_not_removed(inventory):
+    config_file = inventory.with_suffix(".yml")
+    before = config_file.read_text()
+    with pytest.raises(ConfigError, match="bob@mailstack.test is no user or alias; mail to it would bounce"):
+        users.remove(config_file, "bob@mailstack.test")
+    assert config_file.read_text() == before
 
 
 def test_a_change_that_breaks_the_configuration_is_not_written(inventory):
