@@ -57,6 +57,8 @@ def values(target: Target) -> dict:
         "stats_port": services.STATS_PORT,
         "haproxy_peers_port": services.HAPROXY_PEERS_PORT,
         "haproxy_tls": TLS,
+        # HAProxy enforces its own order unless told prefer-client-ciphers.
+        "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
         "mta_sts_port": services.MTA_STS_PORT,
         "mta_sts_policy": lambda domain: records.mta_sts_policy(target.config, domain),
     }

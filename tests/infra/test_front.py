@@ -3,7 +3,8 @@
 import pytest
 import testinfra
 
-from mailstack.services import SERVICES
+from mailstack.services import MTA_STS_PORT, SERVICES
+from tests.infra.tls import negotiated_cipher
 
 GROUPS = ["lb"]
 
@@ -38,6 +39,11 @@ def test_exactly_one_lb_holds_the_virtual_ip(host, cluster):
         if f" {cluster.cluster.virtual_ip}/" in addresses:
             holders.append(name)
     assert len(holders) == 1, holders
+
+
+def test_mta_sts_https_follows_the_servers_cipher_order(host, cluster):
+    if any(domain.mta_sts != "none" for domain in cluster.domains):
+        assert negotiated_cipher(host, cluster.cluster.virtual_ip, MTA_STS_PORT).endswith("AES128-GCM-SHA256")
 
 
 def test_keepalived_secret_is_private(host):

@@ -4,6 +4,8 @@ import shlex
 
 import pytest
 
+from tests.infra.tls import negotiated_cipher
+
 GROUPS = ["mx"]
 TLS_PORTS = {25: "smtp", 465: None, 587: "smtp", 143: "imap", 993: None, 4190: "sieve"}
 FOURTEEN_DAYS = 14 * 24 * 3600
@@ -42,6 +44,11 @@ def test_certificate_served_names_the_host_and_lasts(host, cluster, port):
     )
     assert f"DNS:{cluster.host_fqdn(name)}" in served and f"DNS:{cluster.cluster.mail_hostname}" in served
     assert "will not expire" in served
+
+
+@pytest.mark.parametrize("port", TLS_PORTS)
+def test_tls_follows_the_servers_cipher_order(host, port):
+    assert negotiated_cipher(host, "127.0.0.1", port, TLS_PORTS[port]).endswith("AES128-GCM-SHA256")
 
 
 def test_secrets_are_private(host, cluster):
