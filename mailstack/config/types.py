@@ -190,8 +190,8 @@ def _line(value: str) -> str:
 
 
 def _file(value: str) -> str:
-    if not value.strip() or CONTROL.search(value):
-        raise ValueError("not a file path: give a path, relative to this file, on one line")
+    if not value.strip() or CONTROL.search(value) or '"' in value:
+        raise ValueError('not a file path: give a path, relative to this file, on one line and without "')
     return value
 
 
@@ -256,7 +256,7 @@ ZfsProperty = text_type("ZFS property", _zfs_property, "a native property name, 
 PostfixParameter = text_type("Postfix parameter", _postfix_parameter, "a main.cf parameter name: a-z, 0-9 and _")
 UserName = text_type("user name", _user_name, "a POSIX user name: lower-case letters, digits, _ and -, at most 32")
 Line = text_type("text", _line, "one line of text, without control characters")
-FilePath = text_type("file", _file, "a path, relative to the YAML file, on one line")
+FilePath = text_type("file", _file, 'a path, relative to the YAML file, on one line and without "')
 DevicePath = text_type("block device", _device, "/dev/ followed by letters, digits and / _ . : -")
 HttpUrl = text_type("URL", _http_url, "http:// or https://, a host name or address, an optional port and path")
 HttpsUrl = text_type("https URL", _https_url, "an http URL that starts with https://")
