@@ -26,7 +26,7 @@ def find_array(raid: MdRaid, arrays: dict) -> tuple[str, dict] | None:
 def md_refusals(raid: MdRaid, arrays: dict, disks: dict) -> list[str]:
     """Why the deploy must not touch the disks: each problem names the device and what it holds.
 
-    ``arrays`` is the ``MdArrays`` fact, ``disks`` the ``BlockDevices`` fact of the members."""
+    ``arrays`` is the ``MdArrays`` fact, ``disks`` the ``DeviceContents`` fact of the members."""
     if found := find_array(raid, arrays):
         return _array_differences(raid, *found, disks)
     return disk_refusals(raid.devices, raid.wipe, disks)
@@ -158,7 +158,7 @@ AUTO_SNAPSHOT = "com.sun:auto-snapshot"
 def zfs_refusals(zfs: Zfs, pools: dict, disks: dict) -> list[str]:
     """Why the deploy must not touch the disks: like ``md_refusals``, for a pool.
 
-    ``pools`` is the ``ZfsPools`` fact, ``disks`` the ``BlockDevices`` fact of the devices."""
+    ``pools`` is the ``ZpoolStatus`` fact, ``disks`` the ``DeviceContents`` fact of the devices."""
     if zfs.pool in pools:
         return [f"{problem}; it is left as it is, not rebuilt" for problem in pool_differences(zfs, pools, disks)]
     return disk_refusals(zfs_devices(zfs), zfs.wipe, disks)
@@ -189,7 +189,7 @@ def _layout(vdevs: list[tuple[str, list[str]]]) -> str:
 def zfs_health(zfs: Zfs, pools: dict, disks: dict | None = None) -> list[str]:
     """What is wrong with the pool, naming each device that is not ONLINE or has errors:
     nothing when it is ONLINE, as configured, with no errors and no resilver running.
-    ``disks`` (``BlockDevices``) tells which device a configured name such as
+    ``disks`` (``DeviceContents``) tells which device a configured name such as
     /dev/disk/by-id/... is."""
     pool = pools.get(zfs.pool)
     if pool is None:
@@ -225,7 +225,7 @@ def dataset_properties(zfs: Zfs) -> dict[str, dict[str, str]]:
 
 
 def dataset_differences(zfs: Zfs, datasets: dict) -> list[str]:
-    """Datasets that are missing, differ in a property, or are not mounted (``ZfsDatasets`` fact)."""
+    """Datasets that are missing, differ in a property, or are not mounted (``ZfsProperties`` fact)."""
     problems = []
     for name, properties in dataset_properties(zfs).items():
         found = datasets.get(name)

@@ -1,6 +1,6 @@
 """Storage on the lab's store1, a QEMU guest with a real kernel: RAID10 for /var/vmail.
 
-The storage checks are ``mailstack.storage.md_health`` on the ``MdArrays`` fact, which
+The storage checks are ``mailstack.storage_rules.md_health`` on the ``MdArrays`` fact, which
 tests/infra/test_storage.py runs on any inventory.
 """
 
@@ -66,7 +66,7 @@ def test_a_disk_with_a_filesystem_stops_the_deploy_before_any_disk_is_touched(la
     before = ssh(lab, STORE, "wipefs -n /dev/vdg; cat /proc/mdstat")
     result = run_deploy(variant, "--limit", STORE)
     assert result.returncode != 0
-    assert "storage_rules.mdraid: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
+    assert "storage.mdraid: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert ssh(lab, STORE, "blkid -s LABEL -o value /dev/vdf").strip() == "precious"
     assert ssh(lab, STORE, "wipefs -n /dev/vdg; cat /proc/mdstat") == before

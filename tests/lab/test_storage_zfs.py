@@ -58,7 +58,7 @@ def test_a_disk_with_a_filesystem_stops_the_deploy_before_any_disk_is_touched(zf
     variant = lab_variant(tmp_path, {MDRAID: POOL.replace("/dev/vde", "/dev/vdf")})
     result = run_deploy(variant, "--limit", STORE)
     assert result.returncode != 0
-    assert "storage_rules.zfs: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
+    assert "storage.zfs: /dev/vdf holds ext4; list it in wipe to destroy that" in result.stderr + result.stdout
     assert "Traceback" not in result.stderr
     assert ssh(lab, STORE, "blkid -s LABEL -o value /dev/vdf").strip() == "precious"
     assert ssh(lab, STORE, "wipefs -n /dev/vdb /dev/vdc /dev/vdd") == ""
