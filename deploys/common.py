@@ -1,8 +1,10 @@
 """What the components' deploys share: running an ordered list of them, and the shape most
 of them have (a package, its checked files, its service)."""
 
+import shlex
+
 from pyinfra import host
-from pyinfra.operations import apt, systemd
+from pyinfra.operations import apt, server, systemd
 
 from mailstack.component import Component
 from operations.components import all_hosts_reach, cluster_config, component_files
@@ -31,11 +33,15 @@ def converge(parts: tuple[Component | MeetingPoint, ...]) -> None:
             part.deploy()
 
 
-def configured_service(component: Component, service: str, title: str, packages=(), restarted: bool = False):
+def configured_service(
+    component: Component, service: str, title: str, packages=(), restarted: bool = False, ready: str | None = None
+):
     """
     Install ``packages``, then the component's checked files; run ``service`` and reload it
     (or restart it) when the files changed. A file among them under /etc/systemd/system makes
-    systemd read its units again first. Returns the files' operation.
+    systemd read its units again first. ``ready`` is a command that succeeds once a service
+    that was just installed and started answers: a reload waits for it (a reload sent before
+    the service listens fails). Returns the files' operation.
     """
     if packages:
         apt.packages(name=f"Install {title}", packages=list(packages))
@@ -43,6 +49,10 @@ def configured_service(component: Component, service: str, title: str, packages=
     if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):
         systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     systemd.service(name=f"Run {title}", service=service, running=True, enabled=True)
+    if ready:
+        wait = f"until {ready} >/dev/null 2>&1; do sleep 1; done"
+        server.shell(name=f"Wait until {title} answers", commands=[f"timeout 120 sh -c {shlex.quote(wait)}"],
+                     _if=files.did_change)
     if restarted:
         systemd.service(name=f"Restart {title}", service=service, restarted=True, _if=files.did_change)
     else:

@@ -11,7 +11,9 @@ from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 @deploy("fail2ban")
 def fail2ban():
     # python3-systemd: the jails read the journal; Debian 12 logs nowhere else by default.
-    configured_service(FAIL2BAN, "fail2ban", "fail2ban", packages=["fail2ban", "python3-systemd"])
+    # Just installed, fail2ban-server takes seconds to open its socket (longer on a slow guest).
+    configured_service(FAIL2BAN, "fail2ban", "fail2ban", packages=["fail2ban", "python3-systemd"],
+                       ready="fail2ban-client ping")
 
 
 def values(target: Target) -> dict:
