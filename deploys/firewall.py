@@ -87,6 +87,7 @@ def firewall():
 
 ANYWHERE = ()
 LAB_SERVICES = (("udp", 53, "DNS"), ("tcp", 53, "DNS"), ("tcp", 14000, "pebble ACME"), ("tcp", 15000, "pebble roots"))
+OUTSIDE_SERVICES = (("udp", 53, "validating DNS resolver"), ("tcp", 53, "validating DNS resolver"))
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,8 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
     if "ns" in groups:
         rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in LAB_SERVICES]
+    if "outside" in groups:
+        rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in OUTSIDE_SERVICES]
     return rules
 
 

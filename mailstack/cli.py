@@ -77,6 +77,7 @@ def dns(args) -> int:
             return 0
         differences = dns_records.compare(config, args.resolver)
         problems = dns_records.semantic_problems(config, differences, certificates.extra_roots(config))
+        validations = dns_records.validations(config, args.resolver or dns_records.default_resolver(config))
     except (OSError, RuntimeError, dns_exception.DNSException) as error:
         print(f"mailstack dns: {error}", file=sys.stderr)
         return 1
@@ -85,6 +86,8 @@ def dns(args) -> int:
         print(f"{difference.status:8} {difference.name} {difference.type}  expected: {wanted}  found: {found}")
     for problem in problems:
         print(f"PROBLEM  {problem}")
+    for validation in validations:  # a zone may be unsigned by choice: a warning, not a failure
+        print(f"{'DNSSEC' if validation.status == 'signed-and-valid' else 'WARNING'}   {validation.finding}")
     return 1 if problems or any(d.status != "OK" for d in differences) else 0
 
 

@@ -7,12 +7,14 @@ import ssl
 from dataclasses import dataclass
 
 import dns.exception
+import dns.flags
 import dns.message
 import dns.query
 import dns.rcode
 import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
+import dns.resolver
 import dns.tsigkeyring
 import dns.update
 
@@ -89,13 +91,21 @@ def wanted_rrsets(config: Config) -> dict[tuple[str, str], list[str]]:
     return wanted
 
 
-def lookup(server: str, port: int, name: str, kind: str) -> list:
-    """The rdatas of ``name``/``kind`` as ``server`` answers (TCP: DKIM keys do not fit UDP)."""
-    query = dns.message.make_query(name, kind)
+def ask(server: str, port: int, name: str, kind: str, dnssec: bool = False) -> dns.message.Message:
+    """``server``'s answer to ``name``/``kind`` over TCP (DKIM keys do not fit UDP); with
+    ``dnssec``, asking whether it validated the answer (the AD flag)."""
+    query = dns.message.make_query(name, kind, want_dnssec=dnssec)
+    if dnssec:
+        query.flags |= dns.flags.AD
     try:
-        answer = dns.query.tcp(query, server, port=port, timeout=TIMEOUT)
+        return dns.query.tcp(query, server, port=port, timeout=TIMEOUT)
     except (OSError, EOFError, dns.exception.DNSException) as error:
         raise RuntimeError(f"{server}:{port}: no answer for {name} {kind} ({error or type(error).__name__})") from None
+
+
+def lookup(server: str, port: int, name: str, kind: str) -> list:
+    """The rdatas of ``name``/``kind`` as ``server`` answers."""
+    answer = ask(server, port, name, kind)
     return [rdata for rrset in answer.answer if rrset.rdtype == dns.rdatatype.from_text(kind) for rdata in rrset]
 
 
@@ -222,3 +232,55 @@ def semantic_problems(config: Config, differences: list[Difference], roots: str 
         if domain.mta_sts != "none" and policy_server:
             problems += mta_sts_problems(config, domain, policy_server[0], roots)
     return problems
+
+
+# DNSSEC: senders use the TLSA records (DANE) only on answers their resolver validated.
+
+
+@dataclass(frozen=True)
+class Validation:
+    zone: str
+    resolver: str
+    status: str
+    """signed-and-valid, unsigned, not-validated or bogus"""
+
+    @property
+    def finding(self) -> str:
+        return {
+            "signed-and-valid": f"{self.zone}: signed, and {self.resolver} validates it",
+            "unsigned": f"{self.zone}: the zone is not signed (no DNSKEY), so senders ignore its TLSA records:"
+            " DANE has no effect",
+            "not-validated": f"{self.zone}: signed, but {self.resolver} does not validate it (no AD flag):"
+            " publish its DS record at the parent zone, or ask a validating resolver; until then senders"
+            " ignore its TLSA records",
+            "bogus": f"{self.zone}: {self.resolver} finds its signatures invalid (SERVFAIL): senders can reach"
+            " no name in it",
+        }[self.status]
+
+
+def default_resolver(config: Config) -> str:
+    """The resolver that judges DNSSEC: the configured one, else this machine's first."""
+    if config.dns and config.dns.resolver:
+        return str(config.dns.resolver)
+    try:
+        return str(dns.resolver.get_default_resolver().nameservers[0])
+    except (dns.resolver.NoResolverConfiguration, IndexError):
+        raise RuntimeError("no resolver to ask about DNSSEC: set dns.resolver or give --resolver") from None
+
+
+def validations(config: Config, resolver: str) -> list[Validation]:
+    """For each mail domain's zone: is it signed (a DNSKEY at the authority), and does
+    ``resolver`` validate it (the AD flag on its SOA)?"""
+    authority, port = (str(config.dns.server), config.dns.port) if config.dns else (resolver, 53)
+    found = []
+    for zone in sorted({domain.name for domain in config.domains}):
+        if not lookup(authority, port, zone, "DNSKEY"):
+            status = "unsigned"
+        else:
+            answer = ask(resolver, 53, zone, "SOA", dnssec=True)
+            if answer.rcode() == dns.rcode.SERVFAIL:
+                status = "bogus"
+            else:
+                status = "signed-and-valid" if answer.flags & dns.flags.AD else "not-validated"
+        found.append(Validation(zone, resolver, status))
+    return found

@@ -10,6 +10,7 @@ import datetime
 import ipaddress
 import os
 import secrets
+import subprocess
 from pathlib import Path
 
 from cryptography import x509
@@ -45,6 +46,18 @@ def tsig_secret(path: Path) -> Path:
     if not path.exists():
         write_private(path, base64.b64encode(secrets.token_bytes(32)) + b"\n")
     return path
+
+
+def zone_signing_key(folder: Path, zone: str) -> list[Path]:
+    """BIND's files (``.key``, ``.private``, ``.state``) of one combined signing key for ``zone``,
+    made by BIND's own ``dnssec-keygen`` for its ``default`` dnssec-policy, which BIND then
+    adopts instead of making a key of its own."""
+    if not list(folder.glob(f"K{zone}.+*.key")):
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        subprocess.run(
+            ["dnssec-keygen", "-q", "-K", str(folder), "-k", "default", zone], check=True, capture_output=True
+        )
+    return sorted(folder.glob(f"K{zone}.+*"))
 
 
 def random_secret(path: Path, length: int = 32) -> str:

@@ -16,6 +16,16 @@ SHARED_PASSWORDS = {"vrrp.pass": 8, "doveadm.pass": 32}
 (VRRP authentication takes at most 8 characters)."""
 
 
+def zone_keys(config: Config) -> Path:
+    """The folder of the lab zone's DNSSEC key files (BIND's names and formats)."""
+    return config.secrets_dir / "dnssec"
+
+
+def zone_key_files(config: Config) -> list[Path]:
+    """The lab zone's signing key files, once made."""
+    return sorted(zone_keys(config).glob(f"K{config.domains[0].name}.+*"))
+
+
 def make(config: Config) -> Path:
     """Make every missing secret of ``config``; returns the secrets folder."""
     dkim.make_keys(config)
@@ -29,13 +39,16 @@ def make(config: Config) -> Path:
 
 
 def _make_lab(config: Config) -> None:
-    """The lab's SSH key, CA (which every lab host trusts), TSIG key and pebble's certificate."""
+    """The lab's SSH key, CA (which every lab host trusts), TSIG key, pebble's certificate and
+    the key that signs the lab's zone."""
     keys.ssh_keypair(config.path(config.ssh.key))
     ca = certificates.cluster_ca(config)
     keys.certificate_authority(*ca, name=f"mailstack {config.cluster.name} CA")
     if config.dns:
         keys.tsig_secret(config.path(config.dns.tsig_secret_file))
     domain = config.domains[0].name
+    if config.hosts_in("ns"):
+        keys.zone_signing_key(zone_keys(config), domain)
     for name in config.hosts_in("ns"):  # pebble's HTTPS listener
         address = str(config.hosts[name].address)
         cert, key = config.secrets_dir / f"{name}.pem", config.secrets_dir / f"{name}.key"

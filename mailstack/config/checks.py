@@ -114,9 +114,24 @@ def _hosts(config: Config) -> Iterator[Problem]:
             yield ("hosts", name, "vrrp_priority"), "lb hosts need a vrrp_priority, other hosts take none"
         if ("storage" in host.groups) != (host.storage is not None):
             yield ("hosts", name, "storage"), "hosts in the storage group need storage, other hosts take none"
+    yield from _virtual_ip_network(config)
     lbs = [(name, config.hosts[name].vrrp_priority) for name in config.hosts_in("lb")]
     for index, twin in _first_seen(lbs, lambda item: item[1]):
         yield ("hosts", lbs[index][0], "vrrp_priority"), f"same priority as {lbs[twin][0]}; VRRP needs distinct ones"
+
+
+def _virtual_ip_network(config: Config) -> Iterator[Problem]:
+    network, vip = config.cluster.network, config.cluster.virtual_ip
+    if network is None:
+        return
+    if vip.version != network.version or vip not in network:
+        yield ("cluster", "virtual_ip"), f"{vip} is outside cluster.network {network}; it could not move there"
+    elif network.num_addresses > 2 and vip in (network.network_address, network.broadcast_address):
+        yield ("cluster", "virtual_ip"), f"{vip} is the network or broadcast address of {network}"
+    for name in config.hosts_in("lb"):
+        address = config.hosts[name].address
+        if address.version != network.version or address not in network:
+            yield ("hosts", name, "address"), f"lb host outside cluster.network {network}"
 
 
 # The fewest devices each kind of array or vdev can be made of.

@@ -39,6 +39,7 @@ from .types import (
     MountPoint,
     PasswordHash,
     PostfixParameter,
+    PostfixValue,
     ServerName,
     Size,
     TimeZone,
@@ -47,7 +48,7 @@ from .types import (
     ZfsProperty,
 )
 
-GROUPS = ("lb", "mx", "storage", "ns")
+GROUPS = ("lb", "mx", "storage", "ns", "outside")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -101,6 +102,11 @@ class Cluster(Section):
     )
     virtual_ip: HostAddress = setting(
         example="192.0.2.10", doc="Address Keepalived moves between the lb hosts; MX and clients reach this."
+    )
+    network: IpNetwork | None = setting(
+        None, example="192.0.2.0/24",
+        doc="The network the lb hosts share; given, the virtual IP and every lb host must be inside it (the"
+        " virtual IP moves by ARP or neighbour discovery, within one network).",
     )
     postmaster: EmailAddress | None = setting(
         None,
@@ -196,7 +202,10 @@ class Zfs(Section):
 class Host(Section):
     address: HostAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
-        example=["lb"], doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, ns (lab DNS/ACME).", min_length=1
+        example=["lb"],
+        doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage; in the lab ns (DNS, ACME) and outside"
+        " (another provider's mail server).",
+        min_length=1,
     )
     interface: str = setting(
         "eth0", example="ens18", doc="Network interface holding the address; lb hosts put the virtual IP on it.",
@@ -273,7 +282,7 @@ class Mail(Section):
     default_quota: Size = setting(
         "2G", example="10G", doc="Quota of users without their own; 0 is refused: Dovecot reads it as no quota.", ge=1
     )
-    postfix_extra: dict[PostfixParameter, Line] = setting(
+    postfix_extra: dict[PostfixParameter, PostfixValue] = setting(
         {},
         example={"smtpd_client_connection_rate_limit": "30"},
         doc="Further main.cf settings, added last; `postfix check` and postconf vet them before they go live.",
@@ -289,6 +298,11 @@ class Dns(Section):
     tsig_key_name: DnsName = setting(example="mailstack-key", doc="Name of the TSIG key allowed to update.")
     tsig_algorithm: Literal["hmac-sha256", "hmac-sha512"] = setting(
         "hmac-sha256", example="hmac-sha512", doc="TSIG algorithm."
+    )
+    resolver: IpAddress | None = setting(
+        None, example="192.0.2.54",
+        doc="A validating resolver that `mailstack dns check` asks whether the zone's DNSSEC signatures validate"
+        " (without it: this machine's first resolver).",
     )
     tsig_secret_file: FilePath = setting(
         example="secrets/tsig.key", doc="File holding the base64 TSIG secret, relative to this file; keep it 0600."

@@ -189,6 +189,17 @@ def _line(value: str) -> str:
     return value
 
 
+POSTFIX_REFERENCE = re.compile(r"\$(\$|\w+|\{\w+[}?:]|\(\w+[)?:])", re.ASCII)
+
+
+def _postfix_value(value: str) -> str:
+    """One line in which every ``$`` starts a parameter reference, as Postfix reads it."""
+    _line(value)
+    if "$" in POSTFIX_REFERENCE.sub("", value):
+        raise ValueError("a $ that starts no Postfix parameter reference ($name, ${name}, $(name)); write $$ for a $")
+    return value
+
+
 def _file(value: str) -> str:
     if not value.strip() or CONTROL.search(value) or '"' in value:
         raise ValueError('not a file path: give a path, relative to this file, on one line and without "')
@@ -256,6 +267,9 @@ ZfsProperty = text_type("ZFS property", _zfs_property, "a native property name, 
 PostfixParameter = text_type("Postfix parameter", _postfix_parameter, "a main.cf parameter name: a-z, 0-9 and _")
 UserName = text_type("user name", _user_name, "a POSIX user name: lower-case letters, digits, _ and -, at most 32")
 Line = text_type("text", _line, "one line of text, without control characters")
+PostfixValue = text_type(
+    "Postfix value", _postfix_value, "one line in which each $ starts a parameter reference ($name, ${name}, $(name))"
+)
 FilePath = text_type("file", _file, 'a path, relative to the YAML file, on one line and without "')
 DevicePath = text_type("block device", _device, "/dev/ followed by letters, digits and / _ . : -")
 HttpUrl = text_type("URL", _http_url, "http:// or https://, a host name or address, an optional port and path")

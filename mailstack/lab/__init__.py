@@ -6,6 +6,7 @@ with no route out; packages come through the apt proxy on the bridge address.
 """
 
 import ipaddress
+import re
 import shutil
 import subprocess
 import sys
@@ -114,19 +115,19 @@ class Lab:
             time.sleep(0.5)
 
     def _deploy_services(self) -> None:
-        """DNS and the ACME CA on the ns hosts, with the project's own deploy, before any mail deploy."""
+        """DNS and the ACME CA on the ns hosts, and the outside mail server, with the project's own
+        deploy, before any mail deploy."""
         if not self.config.hosts_in("ns"):
             return
         progress("deploying the lab's DNS and ACME CA (deploys/lab_services.py)")
         pyinfra = Path(sys.executable).with_name("pyinfra")
         inventory = self.config.source.with_suffix(".py")
         result = subprocess.run(
-            [pyinfra, "-y", str(inventory), "deploys/lab_services.py", "--limit", "ns"],
+            [pyinfra, "-y", str(inventory), "deploys/lab_services.py", "--limit", "ns", "--limit", "outside"],
             cwd=PROJECT, capture_output=True, text=True,
         )
         if result.returncode != 0:
-            tail = " / ".join((result.stderr or result.stdout).strip().splitlines()[-8:])
-            raise LabError(f"deploying the lab services failed: {tail}")
+            raise LabError(f"deploying the lab services failed: {_what_failed(result.stdout + result.stderr)}")
 
     def _trust_acme_root(self) -> None:
         """Every lab host trusts pebble's root, as production hosts trust Let's Encrypt's.
@@ -230,3 +231,10 @@ def _attempt(step) -> str | None:
     except LabError as error:
         return str(error)
     return None
+
+
+def _what_failed(output: str) -> str:
+    """What pyinfra's hosts said about the operations that failed, else the output's end."""
+    said = [line.strip() for line in output.splitlines() if re.match(r"\s+\[[^]]+\]\s", line)
+            and not re.search(r"\]\s+(Success|No changes|Skipped|Connected|Ready:)", line)]
+    return " / ".join(said or output.strip().splitlines()[-8:])

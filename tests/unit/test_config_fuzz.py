@@ -1,6 +1,8 @@
 """Random and mutated configurations: the loader returns a model or a ConfigError, nothing else."""
 
 import copy
+import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -124,17 +126,28 @@ def _leaves(data, prefix=()):
 
 
 def _structure(config, tmp: Path) -> dict[str, int]:
-    """The line count of every file every host of ``config`` receives."""
+    """The line count of every file every host of ``config`` receives, and the number of
+    settings Postfix itself reads from each main.cf."""
     from mailstack.render import render_host
 
     found = {}
     for host in config.hosts:
         for path in render_host(config, host, tmp / host):
             found[str(path.relative_to(tmp))] = len(path.read_text().splitlines())
+    for main_cf in tmp.glob("*/etc/postfix/main.cf"):
+        os.utime(main_cf, (0, 0))  # Postfix waits up to 2 s before it reads a main.cf changed this instant
+        settings = subprocess.run(["postconf", "-c", str(main_cf.parent), "-n"], capture_output=True, text=True)
+        found[f"{main_cf.relative_to(tmp)}: settings"] = len(settings.stdout.splitlines())
     return found
 
 
-def _try(document: dict, folder: Path) -> None:
+@pytest.fixture(scope="session")
+def rich_structure(tmp_path_factory) -> dict[str, int]:
+    folder = tmp_path_factory.mktemp("rich")
+    return _structure(load_text(yaml.safe_dump(RICH), folder / "x.yml"), folder / "before")
+
+
+def _try(document: dict, folder: Path, rich_structure: dict[str, int]) -> None:
     """One-line errors, or a valid model whose files have the lines the original's have (a
     value never adds a line) and whose passwd-file keeps its fields."""
     try:
@@ -142,8 +155,7 @@ def _try(document: dict, folder: Path) -> None:
     except ConfigError as error:
         assert error.problems and all("\n" not in problem for problem in error.problems)
         return
-    before = _structure(load_text(yaml.safe_dump(RICH), folder / "x.yml"), folder / "before")
-    assert _structure(config, folder / "after") == before
+    assert _structure(config, folder / "after") == rich_structure
     for users in (folder / "after").glob("*/etc/dovecot/users"):
         assert all(line.count(":") == 7 for line in users.read_text().splitlines())
 
@@ -158,18 +170,18 @@ def _with(path: tuple, value) -> dict:
 
 
 @pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
-def test_each_hostile_text_in_each_text_field(value, tmp_path):
+def test_each_hostile_text_in_each_text_field(value, tmp_path, rich_structure):
     """Every text field of a rich configuration, with each hostile value."""
     for index, (path, original) in enumerate(_leaves(RICH)):
         if isinstance(original, str):
-            _try(_with(path, value), tmp_path / str(index))
+            _try(_with(path, value), tmp_path / str(index), rich_structure)
 
 
 @settings(max_examples=150, deadline=HANG,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(data=st.data())
-def test_random_hostile_values(data, tmp_path_factory):
+def test_random_hostile_values(data, tmp_path_factory, rich_structure):
     """Any field, text or number, with random hostile values, each case bounded in time."""
     path, original = data.draw(st.sampled_from(list(_leaves(RICH))))
     value = data.draw(hostile_number if isinstance(original, int) else hostile_text)
-    _try(_with(path, value), tmp_path_factory.mktemp("hostile"))
+    _try(_with(path, value), tmp_path_factory.mktemp("hostile"), rich_structure)
