@@ -24,7 +24,15 @@ from pyinfra.operations import apt, python, systemd
 from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 from mailstack.config import Config
 from mailstack.config.model import RateLimit
-from mailstack.services import HAPROXY_PEERS_PORT, MTA_STS_PORT, REPLICATION_PORT, SERVICES
+from mailstack.services import (
+    HAPROXY_PEERS_PORT,
+    MTA_STS_PORT,
+    NODE_EXPORTER_PORT,
+    PROMETHEUS_PORT,
+    REPLICATION_PORT,
+    SERVICES,
+    STATS_PORT,
+)
 from operations.components import cluster_config, component_files, deploy_target
 
 PERSISTED = {"/etc/mailstack/firewall/rules.v4": "/etc/iptables/rules.v4",
@@ -154,6 +162,13 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         rules += [Allow(f"{service.name} from the lb hosts", "tcp", service.port, lbs) for service in SERVICES]
         if peers("mx"):
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
+    if monitors := _addresses(config, config.hosts_in("mon")):
+        rules.append(Allow("node exporter from the mon hosts", "tcp", NODE_EXPORTER_PORT, monitors))
+        if "lb" in groups:
+            rules.append(Allow("HAProxy's metrics from the mon hosts", "tcp", STATS_PORT, monitors))
+    if "mon" in groups and admins:
+        rules.append(Allow("Prometheus from the admin networks and the deploying machine", "tcp", PROMETHEUS_PORT,
+                           admins))
     if "ns" in groups:
         rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in LAB_SERVICES]
     if "outside" in groups:

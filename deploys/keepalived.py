@@ -1,20 +1,41 @@
 """Keepalived on the lb hosts: VRRP moves the virtual IP to a healthy lb host."""
 
-from pyinfra.api import deploy
+import shlex
 
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import server
+
+from deploys import node_exporter
 from deploys.common import configured_service
 from mailstack.component import FRONT, Component, ManagedFile, Target
+from operations.components import cluster_config
 
 
 @deploy("Keepalived")
 def keepalived():
-    configured_service(KEEPALIVED, "keepalived", "Keepalived", packages=["keepalived"])
+    files = configured_service(KEEPALIVED, "keepalived", "Keepalived", packages=["keepalived"])
+    server.shell(
+        name="Report whether this host holds the virtual IP",
+        commands=[report_state(cluster_config(), host.name)],
+        _if=files.did_change,
+    )
+
+
+def report_state(config, host_name: str) -> str:
+    """The notify script's report of the current state, for a new script: Keepalived runs it
+    only on a transition, and a reload keeps the state."""
+    settings = config.hosts[host_name]
+    holds = f"ip -o addr show dev {shlex.quote(settings.interface)} | grep -qF ' {config.cluster.virtual_ip}/'"
+    return (f"state=$({holds} && echo MASTER || echo BACKUP);"
+            f" /etc/keepalived/notify.sh INSTANCE {config.cluster.name} $state {settings.vrrp_priority}")
 
 
 def values(target: Target) -> dict:
     return {
         "peers": [name for name in target.config.hosts_in("lb") if name != target.name],
         "vrrp_password": target.named_secret("vrrp.pass"),
+        "textfiles": node_exporter.TEXTFILES,
     }
 
 

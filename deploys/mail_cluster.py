@@ -28,7 +28,9 @@ from deploys.fail2ban import FAIL2BAN
 from deploys.firewall import FIREWALL
 from deploys.haproxy import HAPROXY
 from deploys.keepalived import KEEPALIVED
+from deploys.node_exporter import NODE_EXPORTER
 from deploys.postfix import POSTFIX
+from deploys.prometheus import PROMETHEUS
 from deploys.rspamd import RSPAMD
 from deploys.sshd import SSHD
 from deploys.storage import STORAGE
@@ -37,6 +39,7 @@ from deploys.tls import TLS
 CLUSTER = (
     BASE,  # first: the apt proxy and base packages come before any component's packages
     SSHD,
+    NODE_EXPORTER,  # its textfile folder exists before the components that write metrics there
     STORAGE,  # /var/vmail is mounted before Dovecot puts mail there
     TLS,  # certificates before the services that serve them
     CERTBOT,
@@ -46,6 +49,7 @@ CLUSTER = (
     BACKENDS_CONVERGED,
     HAPROXY,
     KEEPALIVED,  # the virtual IP moves only to a host whose HAProxy runs
+    PROMETHEUS,  # on the mon hosts, once every service it probes is in place
     FIREWALL,  # every service it opens a port for is in place
     FAIL2BAN,  # its bans go into the firewall's tables
 )

@@ -14,7 +14,7 @@ from xml.etree import ElementTree
 
 from dns import exception as dns_exception
 
-from . import PROJECT, certificates, records, secrets, users
+from . import PROJECT, certificates, records, secrets, status, users
 from . import dns as dns_records
 from .config import GROUPS, ConfigError
 from .config.types import format_size
@@ -89,6 +89,19 @@ def dns(args) -> int:
     for validation in validations:  # a zone may be unsigned by choice: a warning, not a failure
         print(f"{'DNSSEC' if validation.status == 'signed-and-valid' else 'WARNING'}   {validation.finding}")
     return 1 if problems or any(d.status != "OK" for d in differences) else 0
+
+
+def show_status(args) -> int:
+    """The whole cluster on one screen: hosts, services, virtual IP, backends, storage and
+    firing alerts, each problem with what to do; exit 1 when anything is wrong."""
+    config = load_for(args.inventory)
+    try:
+        found = status.findings(config)
+    except RuntimeError as error:
+        print(f"mailstack status: {error}", file=sys.stderr)
+        return 2
+    print(status.report(found, args.json))
+    return 0 if all(finding.ok for finding in found) else 1
 
 
 def _print_records(config, output_format: str) -> int:
@@ -254,6 +267,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--resolver", help="check: ask this server instead of the configured authority")
     _inventory_option(sub)
     sub.set_defaults(run=dns)
+
+    sub = commands.add_parser("status", help=show_status.__doc__, description=show_status.__doc__)
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _inventory_option(sub)
+    sub.set_defaults(run=show_status)
 
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
     sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])

@@ -50,8 +50,9 @@ def mta_sts_id(policy: str) -> str:
 
 
 def outbound_addresses(config: Config) -> list[str]:
-    """Where the cluster's mail leaves from: the mx hosts, which deliver directly."""
-    return [str(config.hosts[name].address) for name in config.hosts_in("mx")]
+    """Where the cluster's mail leaves from: the mx hosts, which deliver directly, and the mon
+    hosts, whose Alertmanager mails the postmaster from the first domain."""
+    return [str(config.hosts[name].address) for group in ("mx", "mon") for name in config.hosts_in(group)]
 
 
 def spf(config: Config, domain) -> str:

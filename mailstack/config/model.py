@@ -48,7 +48,7 @@ from .types import (
     ZfsProperty,
 )
 
-GROUPS = ("lb", "mx", "storage", "ns", "outside")
+GROUPS = ("lb", "mx", "storage", "mon", "ns", "outside")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -203,8 +203,8 @@ class Host(Section):
     address: HostAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"],
-        doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage; in the lab ns (DNS, ACME) and outside"
-        " (another provider's mail server).",
+        doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, mon (Prometheus, Alertmanager); in the lab"
+        " ns (DNS, ACME) and outside (another provider's mail server).",
         min_length=1,
     )
     interface: str = setting(
@@ -437,6 +437,16 @@ class Lab(Section):
     )
 
 
+class Monitoring(Section):
+    retention_days: int = setting(
+        15, example=90, doc="Days Prometheus on the mon hosts keeps metrics (under /var/lib/prometheus).", ge=1, le=3650
+    )
+    scrape_seconds: int = setting(
+        15, example=30, doc="How often Prometheus scrapes and evaluates the rules (the service probes: every 30 s).",
+        ge=1, le=300,
+    )
+
+
 class Config(Section):
     cluster: Cluster = setting(example={"name": "prod"}, doc="Names and addresses of the whole cluster.")
     hosts: dict[HostName, Host] = setting(
@@ -452,6 +462,9 @@ class Config(Section):
     tls: Tls = setting(Tls(), example={"mode": "acme"}, doc="Where certificates come from.")
     dns: Dns | None = setting(None, example={"server": "192.0.2.53"}, doc="Dynamic DNS updates (RFC 2136).")
     firewall: Firewall = setting(Firewall(), example={"admin_networks": ["198.51.100.0/24"]}, doc="iptables.")
+    monitoring: Monitoring = setting(
+        Monitoring(), example={"retention_days": 90}, doc="Prometheus and Alertmanager on the mon hosts."
+    )
     lab: Lab | None = setting(None, example={"bridge": "mslab0"}, doc="Only in the lab's inventory.")
 
     _source: Path = PrivateAttr(default=Path("."))

@@ -2,6 +2,8 @@
 
 import pytest
 
+from mailstack.services import NODE_EXPORTER_PORT
+
 
 @pytest.fixture
 def name(host):
@@ -33,3 +35,11 @@ def test_clock_is_synchronised_outside_containers(host):
     if host.run("systemd-detect-virt --container --quiet").rc == 0:
         pytest.skip("a container shares its machine's clock")
     assert host.service("systemd-timesyncd").is_running
+
+
+def test_node_exporter_serves_the_mon_hosts_on_the_host_address_only(host, name, cluster):
+    if not cluster.hosts_in("mon"):
+        pytest.skip("no mon host: nothing scrapes this host")
+    assert host.service("prometheus-node-exporter").is_running
+    listening = host.check_output(f"ss -Hltn 'sport = :{NODE_EXPORTER_PORT}'")
+    assert f"{cluster.hosts[name].address}:{NODE_EXPORTER_PORT}" in listening and "*:" not in listening

@@ -3,7 +3,7 @@
 import pytest
 import testinfra
 
-from mailstack.services import MTA_STS_PORT, SERVICES
+from mailstack.services import MTA_STS_PORT, SERVICES, STATS_PORT
 from tests.infra.tls import negotiated_cipher
 
 GROUPS = ["lb"]
@@ -24,10 +24,14 @@ def test_haproxy_sees_every_backend_up(host, cluster):
 
 
 def test_haproxy_listens_on_the_virtual_ip_and_its_stats_on_loopback_only(host, cluster):
+    """Its metrics also on the host's own address when mon hosts scrape them (the firewall
+    admits only those)."""
     for service in SERVICES:
         assert host.socket(f"tcp://{cluster.cluster.virtual_ip}:{service.port}").is_listening
-    listening = host.check_output("ss -Hltn 'sport = :8404'")
-    assert "127.0.0.1:8404" in listening and "0.0.0.0:8404" not in listening
+    listening = host.check_output(f"ss -Hltn 'sport = :{STATS_PORT}'")
+    assert f"127.0.0.1:{STATS_PORT}" in listening and f"0.0.0.0:{STATS_PORT}" not in listening
+    own = f"{cluster.hosts[host.backend.hostname].address}:{STATS_PORT}"
+    assert (own in listening) == bool(cluster.hosts_in("mon"))
 
 
 def test_exactly_one_lb_holds_the_virtual_ip(host, cluster):

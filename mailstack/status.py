@@ -1,0 +1,141 @@
+"""``mailstack status``: the whole cluster on one screen, as the mon host's Prometheus sees it.
+
+Each finding names what it is about, whether it is well, and where it is not, the command
+that explains or fixes it. Prometheus already holds every fact (``docs/monitoring.md``), so
+status asks it instead of logging in to every host.
+"""
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import asdict, dataclass
+
+from .config import Config
+from .services import PROMETHEUS_PORT, listen
+
+TIMEOUT = 10
+
+
+@dataclass(frozen=True)
+class Finding:
+    area: str
+    subject: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+class Prometheus:
+    def __init__(self, address: str):
+        self.url = f"http://{listen(address, PROMETHEUS_PORT)}"
+
+    def query(self, expression: str) -> list[tuple[dict, float]]:
+        """Each series of an instant query, as (labels, value)."""
+        url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': expression})}"
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as response:
+                results = json.load(response)["data"]["result"]
+        except (OSError, ValueError, KeyError) as error:
+            raise RuntimeError(f"Prometheus at {self.url} does not answer ({error})") from None
+        return [(result["metric"], float(result["value"][1])) for result in results]
+
+
+def prometheus(config: Config) -> Prometheus:
+    mon = config.hosts_in("mon")
+    if not mon:
+        raise RuntimeError(f"{config.source}: no host in group 'mon': status reads the mon host's Prometheus")
+    return Prometheus(str(config.hosts[mon[0]].address))
+
+
+def _hosts(config: Config, source: Prometheus) -> list[Finding]:
+    up = {labels["host"]: value for labels, value in source.query('up{job="node"}')}
+    return [
+        Finding("hosts", name, up.get(name) == 1, "up" if up.get(name) == 1 else "not answering",
+                "" if up.get(name) == 1 else f"ssh {name} (or mailstack lab status); is it running?")
+        for name in config.hosts
+    ]
+
+
+def _services(source: Prometheus) -> list[Finding]:
+    expiry = {labels["service"]: value for labels, value in source.query(
+        '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400')}
+    findings = []
+    for labels, value in source.query('probe_success{job="services"}'):
+        days = f", certificate {expiry[labels['service']]:.0f} days left" if labels["service"] in expiry else ""
+        findings.append(Finding(
+            "services", f"{labels['service']} {labels['instance']}", value == 1,
+            ("answers" if value == 1 else "fails its protocol probe") + days,
+            "" if value == 1 else "check HAProxy on the lb hosts and the backends below",
+        ))
+    for service, days in expiry.items():
+        if days < 14:
+            findings.append(Finding("certificates", service, False, f"expires in {days:.0f} days",
+                                    "journalctl -u certbot on the mx hosts, then deploy"))
+    return findings
+
+
+def _virtual_ip(config: Config, source: Prometheus) -> list[Finding]:
+    holders = sorted(labels["host"] for labels, value in source.query("mailstack_vrrp_master") if value == 1)
+    if len(holders) == 1:
+        return [Finding("virtual IP", str(config.cluster.virtual_ip), True, f"held by {holders[0]}")]
+    if not holders:
+        return [Finding("virtual IP", str(config.cluster.virtual_ip), False, "held by no lb host",
+                        "systemctl start keepalived haproxy on an lb host; journalctl -t keepalived-notify")]
+    return [Finding("virtual IP", str(config.cluster.virtual_ip), False, f"held by {', '.join(holders)} (split brain)",
+                    "VRRP between the lb hosts is blocked: check the link and protocol 112 in the firewall")]
+
+
+def _backends(source: Prometheus) -> list[Finding]:
+    states: dict[tuple[str, str], set[str]] = {}
+    for labels, value in source.query('haproxy_server_status == 1'):
+        states.setdefault((labels["proxy"], labels["server"]), set()).add(labels["state"])
+    return [
+        Finding("backends", f"{proxy}/{server}", state <= {"UP", "MAINT", "DRAIN"}, ", ".join(sorted(state)),
+                "" if state <= {"UP", "MAINT", "DRAIN"} else f"HAProxy's health check fails: look at {server}")
+        for (proxy, server), state in sorted(states.items())
+    ]
+
+
+def _storage(source: Prometheus) -> list[Finding]:
+    findings = []
+    for labels, missing in source.query('node_md_disks_required - ignoring(state) node_md_disks{state="active"}'):
+        findings.append(Finding("storage", f"{labels['host']} {labels['device']}", missing == 0,
+                                "whole" if missing == 0 else f"lacks {missing:.0f} disk(s)",
+                                "" if missing == 0 else f"mdadm --detail /dev/{labels['device']}; docs/storage.md"))
+    for labels, _ in source.query('node_zfs_zpool_state == 1'):
+        online = labels["state"] == "online"
+        findings.append(Finding("storage", f"{labels['host']} {labels['zpool']}", online, labels["state"],
+                                "" if online else "zpool status -x; docs/storage.md"))
+    return findings
+
+
+def _alerts(source: Prometheus) -> list[Finding]:
+    return [
+        Finding("alerts", labels["alertname"], labels.get("severity") == "info",
+                ", ".join(f"{key}={value}" for key, value in sorted(labels.items())
+                          if key not in ("alertname", "alertstate", "__name__")),
+                "docs/monitoring.md says what it means and what to do")
+        for labels, _ in source.query('ALERTS{alertstate="firing"}')
+    ]
+
+
+def findings(config: Config) -> list[Finding]:
+    source = prometheus(config)
+    return (_hosts(config, source) + _services(source) + _virtual_ip(config, source) + _backends(source)
+            + _storage(source) + _alerts(source))
+
+
+def report(found: list[Finding], as_json: bool = False) -> str:
+    if as_json:
+        return json.dumps({"ok": all(f.ok for f in found), "findings": [asdict(f) for f in found]}, indent=2)
+    lines, area = [], None
+    for finding in found:
+        if finding.area != area:
+            area = finding.area
+            lines.append(f"{area}:")
+        mark = "ok  " if finding.ok else "FAIL"
+        lines.append(f"  {mark} {finding.subject}: {finding.detail}" + (f"  -> {finding.fix}" if finding.fix else ""))
+    problems = sum(not f.ok for f in found)
+    lines.append(f"{problems} problem(s)" if problems else "all well")
+    return "\n".join(lines)

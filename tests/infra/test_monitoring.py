@@ -1,0 +1,67 @@
+"""Monitoring on the mon hosts: Prometheus scrapes every target, holds every alert rule, and
+Alertmanager takes its configuration."""
+
+import json
+import shlex
+import time
+
+import pytest
+import yaml
+
+from mailstack.services import PROMETHEUS_PORT, listen
+
+GROUPS = ["mon"]
+SETTLE = 90  # seconds for every target's first scrape after a deploy (probes run every 30 s)
+
+
+def prometheus_api(host, cluster, path: str) -> dict:
+    """Prometheus's HTTP API as the mon host itself asks it."""
+    address = cluster.hosts[host.backend.hostname].address
+    url = f"http://{listen(address, PROMETHEUS_PORT)}/api/v1/{path}"
+    script = f"import urllib.request; print(urllib.request.urlopen({url!r}, timeout=10).read().decode())"
+    return json.loads(host.check_output(f"python3 -c {shlex.quote(script)}"))["data"]
+
+
+@pytest.mark.parametrize("service", ["prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter"])
+def test_monitoring_services_enabled_and_running(host, service):
+    assert host.service(service).is_enabled
+    assert host.service(service).is_running
+
+
+def test_every_scrape_target_is_up(host, cluster):
+    deadline = time.monotonic() + SETTLE
+    while True:
+        targets = prometheus_api(host, cluster, "targets")["activeTargets"]
+        down = {f"{t['labels']['job']} {t['scrapeUrl']}": t["lastError"] for t in targets if t["health"] != "up"}
+        if not down or time.monotonic() > deadline:
+            break
+        time.sleep(5)
+    assert down == {}
+    scraped = {(t["labels"]["job"], t["labels"].get("host")) for t in targets}
+    assert {("node", name) for name in cluster.hosts} <= scraped
+    assert {("haproxy", name) for name in cluster.hosts_in("lb")} <= scraped
+
+
+def test_every_probe_through_the_virtual_ip_succeeds(host, cluster):
+    results = prometheus_api(host, cluster, "query?query=probe_success")["result"]
+    failing = [result["metric"]["service"] for result in results if result["value"][1] != "1"]
+    assert results and failing == []
+
+
+def test_every_alert_rule_is_loaded(host, cluster):
+    rules = yaml.safe_load(host.file("/etc/prometheus/rules/mailstack.yml").content_string)
+    wanted = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    loaded = {rule["name"] for group in prometheus_api(host, cluster, "rules")["groups"] for rule in group["rules"]}
+    assert wanted and loaded == wanted
+
+
+def test_no_alert_fires_on_a_healthy_cluster(host, cluster):
+    firing = [alert["labels"] for alert in prometheus_api(host, cluster, "alerts")["alerts"]
+              if alert["state"] == "firing" and alert["labels"].get("severity") != "info"]
+    assert firing == []
+
+
+def test_alertmanager_takes_its_configuration(host):
+    assert host.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
+    status = host.check_output("amtool --alertmanager.url=http://127.0.0.1:9093 config show")
+    assert "postmaster" in status

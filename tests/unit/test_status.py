@@ -1,0 +1,67 @@
+"""``mailstack status`` turns what Prometheus holds into findings, each problem with what to
+do, and exits non-zero on any problem. Prometheus is faked here by its answers; the lab
+tests ask the real one."""
+
+import json
+
+import pytest
+
+from mailstack import status
+from mailstack.cli import main
+from tests.support import LAB_INVENTORY
+
+MD = 'node_md_disks_required - ignoring(state) node_md_disks{state="active"}'
+HEALTHY = {
+    'up{job="node"}': [({"host": name}, 1) for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "store1")],
+    '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 60)],
+    'probe_success{job="services"}': [({"service": "smtp", "instance": "mail.mailstack.test:25"}, 1)],
+    "mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 0)],
+    "haproxy_server_status == 1": [({"proxy": "smtp", "server": "mx1", "state": "UP"}, 1),
+                                   ({"proxy": "smtp", "server": "mx2", "state": "MAINT"}, 1)],
+    MD: [({"host": "store1", "device": "md0"}, 0)],
+    "node_zfs_zpool_state == 1": [],
+    'ALERTS{alertstate="firing"}': [({"alertname": "VirtualIpMoved", "severity": "info", "host": "lb1"}, 1)],
+}
+
+
+def run(monkeypatch, capsys, answers: dict, *options: str) -> tuple[int, str]:
+    monkeypatch.setattr(status.Prometheus, "query", lambda self, expression: answers[expression])
+    code = main(["status", "--inventory", str(LAB_INVENTORY), *options])
+    return code, capsys.readouterr().out
+
+
+def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, HEALTHY)
+    assert code == 0 and out.endswith("all well\n")
+    assert "ok   10.77.0.10: held by lb1" in out
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 1)]}, "held by lb1, lb2 (split brain)"),
+    ({"mailstack_vrrp_master": [({"host": "lb1"}, 0)]}, "held by no lb host"),
+    ({'up{job="node"}': [({"host": "mx1"}, 0)]}, "FAIL mx2: not answering"),
+    ({"haproxy_server_status == 1": [({"proxy": "smtp", "server": "mx1", "state": "DOWN"}, 1)]},
+     "FAIL smtp/mx1: DOWN  -> HAProxy's health check fails: look at mx1"),
+    ({MD: [({"host": "store1", "device": "md0"}, 1)]}, "FAIL store1 md0: lacks 1 disk(s)"),
+    ({'(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 3)]},
+     "FAIL smtp: expires in 3 days"),
+    ({'ALERTS{alertstate="firing"}': [({"alertname": "BackendDown", "severity": "warning", "server": "mx1"}, 1)]},
+     "FAIL BackendDown: server=mx1, severity=warning"),
+])
+def test_each_problem_is_named_with_what_to_do_and_fails_the_exit_code(monkeypatch, capsys, change, says):
+    code, out = run(monkeypatch, capsys, HEALTHY | change)
+    assert code == 1 and says in out and "problem(s)" in out
+
+
+def test_json_for_machines(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, HEALTHY | {"mailstack_vrrp_master": []}, "--json")
+    document = json.loads(out)
+    assert code == 1 and document["ok"] is False
+    [vip] = [finding for finding in document["findings"] if finding["area"] == "virtual IP"]
+    assert vip == {"area": "virtual IP", "subject": "10.77.0.10", "ok": False, "detail": "held by no lb host",
+                   "fix": "systemctl start keepalived haproxy on an lb host; journalctl -t keepalived-notify"}
+
+
+def test_an_inventory_without_a_mon_host_says_so(capsys):
+    assert main(["status", "--inventory", str(LAB_INVENTORY.with_name("staging.py"))]) == 2
+    assert "no host in group 'mon'" in capsys.readouterr().err
