@@ -34,6 +34,7 @@ def values(target: Target) -> dict:
         "replication_port": services.REPLICATION_PORT,
         "peers": [name for name in config.hosts_in("mx") if name != target.name],
         "doveadm_password": target.named_secret("doveadm.pass"),
+        "metrics_port": services.DOVECOT_METRICS_PORT,
     }
 
 

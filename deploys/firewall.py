@@ -25,6 +25,7 @@ from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 from mailstack.config import Config
 from mailstack.config.model import RateLimit
 from mailstack.services import (
+    DOVECOT_METRICS_PORT,
     HAPROXY_PEERS_PORT,
     MTA_STS_PORT,
     NODE_EXPORTER_PORT,
@@ -166,6 +167,8 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         rules.append(Allow("node exporter from the mon hosts", "tcp", NODE_EXPORTER_PORT, monitors))
         if "lb" in groups:
             rules.append(Allow("HAProxy's metrics from the mon hosts", "tcp", STATS_PORT, monitors))
+        if "mx" in groups:
+            rules.append(Allow("Dovecot's metrics from the mon hosts", "tcp", DOVECOT_METRICS_PORT, monitors))
     if "mon" in groups and admins:
         rules.append(Allow("Prometheus from the admin networks and the deploying machine", "tcp", PROMETHEUS_PORT,
                            admins))

@@ -33,6 +33,7 @@ def values(target: Target) -> dict:
     return {
         "node_port": services.NODE_EXPORTER_PORT,
         "haproxy_port": services.STATS_PORT,
+        "dovecot_port": services.DOVECOT_METRICS_PORT,
         "prometheus_port": services.PROMETHEUS_PORT,
         "alertmanager_port": ALERTMANAGER_PORT,
         "blackbox_port": BLACKBOX_PORT,
