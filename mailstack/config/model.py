@@ -441,6 +441,11 @@ class Monitoring(Section):
     retention_days: int = setting(
         15, example=90, doc="Days Prometheus on the mon hosts keeps metrics (under /var/lib/prometheus).", ge=1, le=3650
     )
+    webhook: HttpUrl | None = setting(
+        None, example="https://alerts.example.net/hook",
+        doc="A second route for every alert, outside the cluster (Alertmanager's webhook JSON), for when the"
+        " cluster's own mail is what failed.",
+    )
     scrape_seconds: int = setting(
         15, example=30, doc="How often Prometheus scrapes and evaluates the rules (the service probes: every 30 s).",
         ge=1, le=300,
