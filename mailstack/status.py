@@ -44,7 +44,10 @@ class Prometheus:
 def prometheus(config: Config) -> Prometheus:
     mon = config.hosts_in("mon")
     if not mon:
-        raise RuntimeError(f"{config.source}: no host in group 'mon': status reads the mon host's Prometheus")
+        raise RuntimeError(
+            f"{config.source}: no host in group 'mon': status reads the mon host's Prometheus"
+            f" (without one, mailstack verify --inventory {config.source.with_suffix('.py')} checks every host)"
+        )
     return Prometheus(str(config.hosts[mon[0]].address))
 
 
