@@ -34,27 +34,29 @@ def converge(parts: tuple[Component | MeetingPoint, ...]) -> None:
 
 
 def configured_service(
-    component: Component, service: str, title: str, packages=(), restarted: bool = False, ready: str | None = None
+    component: Component, service: str | tuple[str, ...], title: str, packages=(), restarted: bool = False,
+    ready: str | None = None,
 ):
     """
-    Install ``packages``, then the component's checked files; run ``service`` and reload it
-    (or restart it) when the files changed. A file among them under /etc/systemd/system makes
-    systemd read its units again first. ``ready`` is a command that succeeds once a service
-    that was just installed and started answers: a reload waits for it (a reload sent before
-    the service listens fails). Returns the files' operation.
+    Install ``packages``, then the component's checked files; run ``service`` (or each of
+    several) and reload it (or restart it) when the files changed. A file among them under
+    /etc/systemd/system makes systemd read its units again first. ``ready`` is a command that
+    succeeds once a service that was just installed and started answers: a reload waits for it
+    (a reload sent before the service listens fails). Returns the files' operation.
     """
     if packages:
         apt.packages(name=f"Install {title}", packages=list(packages))
     files = component_files(name=f"Configure {title}", component=component)
     if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):
         systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
-    systemd.service(name=f"Run {title}", service=service, running=True, enabled=True)
+    several = {service: title} if isinstance(service, str) else {name: name for name in service}
+    for name, label in several.items():
+        systemd.service(name=f"Run {label}", service=name, running=True, enabled=True)
     if ready:
         wait = f"until {ready} >/dev/null 2>&1; do sleep 1; done"
         server.shell(name=f"Wait until {title} answers", commands=[f"timeout 120 sh -c {shlex.quote(wait)}"],
                      _if=files.did_change)
-    if restarted:
-        systemd.service(name=f"Restart {title}", service=service, restarted=True, _if=files.did_change)
-    else:
-        systemd.service(name=f"Reload {title}", service=service, reloaded=True, _if=files.did_change)
+    verb, change = ("Restart", {"restarted": True}) if restarted else ("Reload", {"reloaded": True})
+    for name, label in several.items():
+        systemd.service(name=f"{verb} {label}", service=name, **change, _if=files.did_change)
     return files

@@ -29,7 +29,9 @@ from mailstack.services import (
     HAPROXY_PEERS_PORT,
     MTA_STS_PORT,
     NODE_EXPORTER_PORT,
+    POSTFIX_EXPORTER_PORT,
     PROMETHEUS_PORT,
+    REDIS_EXPORTER_PORT,
     REPLICATION_PORT,
     SERVICES,
     STATS_PORT,
@@ -168,7 +170,11 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         if "lb" in groups:
             rules.append(Allow("HAProxy's metrics from the mon hosts", "tcp", STATS_PORT, monitors))
         if "mx" in groups:
-            rules.append(Allow("Dovecot's metrics from the mon hosts", "tcp", DOVECOT_METRICS_PORT, monitors))
+            rules += [
+                Allow("Dovecot's metrics from the mon hosts", "tcp", DOVECOT_METRICS_PORT, monitors),
+                Allow("Postfix's metrics from the mon hosts", "tcp", POSTFIX_EXPORTER_PORT, monitors),
+                Allow("Redis's metrics from the mon hosts", "tcp", REDIS_EXPORTER_PORT, monitors),
+            ]
     if "mon" in groups and admins:
         rules.append(Allow("Prometheus from the admin networks and the deploying machine", "tcp", PROMETHEUS_PORT,
                            admins))

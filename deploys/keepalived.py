@@ -46,6 +46,7 @@ KEEPALIVED = Component(
         ManagedFile("/etc/keepalived/keepalived.conf", mode="600"),
         ManagedFile("/etc/keepalived/notify.sh", mode="755"),
         ManagedFile("/etc/keepalived/haproxy-healthy.sh", mode="755"),
+        ManagedFile("/etc/systemd/system/keepalived.service.d/mailstack.conf"),
     ),
     # keepalived --config-test fails on scripts that do not exist yet: the staged ones stand in.
     check=(

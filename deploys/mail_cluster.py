@@ -28,6 +28,7 @@ from deploys.fail2ban import FAIL2BAN
 from deploys.firewall import FIREWALL
 from deploys.haproxy import HAPROXY
 from deploys.keepalived import KEEPALIVED
+from deploys.mail_exporters import MAIL_EXPORTERS
 from deploys.node_exporter import NODE_EXPORTER
 from deploys.postfix import POSTFIX
 from deploys.prometheus import PROMETHEUS
@@ -46,6 +47,7 @@ CLUSTER = (
     RSPAMD,  # before Postfix, whose milter it is
     POSTFIX,
     DOVECOT,  # after Postfix: its LMTP and auth sockets live in Postfix's spool
+    MAIL_EXPORTERS,  # after Postfix and Redis, which they read
     BACKENDS_CONVERGED,
     HAPROXY,
     KEEPALIVED,  # the virtual IP moves only to a host whose HAProxy runs

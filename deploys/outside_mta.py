@@ -7,20 +7,16 @@ authority and trusts the zone's signing key as a parent zone's DS record would v
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
 
+from deploys.common import configured_service
 from mailstack import secrets
 from mailstack.component import Component, ManagedFile, Target
-from operations.components import component_files
 
 
 @deploy("A mail server outside the cluster")
 def outside_mta():
-    apt.packages(name="Install Unbound and Postfix", packages=["unbound", "dns-root-data", "postfix"])
-    files = component_files(name="Configure the outside mail server", component=OUTSIDE_MTA)
-    for service in ("unbound", "postfix"):
-        systemd.service(name=f"Run {service}", service=service, running=True, enabled=True)
-        systemd.service(name=f"Restart {service}", service=service, restarted=True, _if=files.did_change)
+    configured_service(OUTSIDE_MTA, ("unbound", "postfix"), "the outside mail server",
+                       packages=["unbound", "dns-root-data", "postfix"], restarted=True)
 
 
 def trust_anchor(target: Target) -> str:

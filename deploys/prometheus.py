@@ -4,11 +4,10 @@ IP, with mailstack's alert rules (``docs/monitoring.md``). Data stays under /var
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, systemd
 
+from deploys.common import configured_service
 from mailstack import services
 from mailstack.component import Component, ManagedFile, Target
-from operations.components import component_files
 
 SERVICES = ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter")
 ALERTMANAGER_PORT = 9093  # on localhost: for this host's Prometheus
@@ -17,11 +16,7 @@ BLACKBOX_PORT = 9115  # on localhost: for this host's Prometheus
 
 @deploy("Prometheus and Alertmanager")
 def prometheus():
-    apt.packages(name="Install Prometheus, Alertmanager and the blackbox exporter", packages=list(SERVICES))
-    files = component_files(name="Configure Prometheus and Alertmanager", component=PROMETHEUS)
-    for service in SERVICES:
-        systemd.service(name=f"Run {service}", service=service, running=True, enabled=True)
-        systemd.service(name=f"Restart {service}", service=service, restarted=True, _if=files.did_change)
+    configured_service(PROMETHEUS, SERVICES, "Prometheus and Alertmanager", packages=SERVICES, restarted=True)
 
 
 def probe_module(service: services.Service) -> str:
@@ -33,7 +28,8 @@ def values(target: Target) -> dict:
     return {
         "node_port": services.NODE_EXPORTER_PORT,
         "haproxy_port": services.STATS_PORT,
-        "dovecot_port": services.DOVECOT_METRICS_PORT,
+        "mx_exporters": {"dovecot": services.DOVECOT_METRICS_PORT, "postfix": services.POSTFIX_EXPORTER_PORT,
+                         "redis": services.REDIS_EXPORTER_PORT},
         "prometheus_port": services.PROMETHEUS_PORT,
         "alertmanager_port": ALERTMANAGER_PORT,
         "blackbox_port": BLACKBOX_PORT,

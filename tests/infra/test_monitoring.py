@@ -4,6 +4,7 @@ Alertmanager takes its configuration."""
 import json
 import shlex
 import time
+import urllib.parse
 
 import pytest
 import yaml
@@ -40,6 +41,19 @@ def test_every_scrape_target_is_up(host, cluster):
     scraped = {(t["labels"]["job"], t["labels"].get("host")) for t in targets}
     assert {("node", name) for name in cluster.hosts} <= scraped
     assert {("haproxy", name) for name in cluster.hosts_in("lb")} <= scraped
+    assert {(job, name) for job in ("dovecot", "postfix", "redis") for name in cluster.hosts_in("mx")} <= scraped
+
+
+@pytest.mark.parametrize("query", [
+    "postfix_up",  # the Postfix exporter reads the queue
+    "redis_up",
+    "mailstack_rspamd_up",  # the mail metrics timer reads Rspamd's controller
+    "count by (host) (mailstack_replication_failed == 0)",  # ... and replication per user
+])
+def test_every_mx_host_reports_its_mail_services(host, cluster, query):
+    results = prometheus_api(host, cluster, f"query?query={urllib.parse.quote(query)}")["result"]
+    reporting = {result["metric"]["host"] for result in results if float(result["value"][1]) >= 1}
+    assert reporting == set(cluster.hosts_in("mx"))
 
 
 def test_every_probe_through_the_virtual_ip_succeeds(host, cluster):
