@@ -90,14 +90,77 @@ def _virtual_ip(config: Config, source: Prometheus) -> list[Finding]:
 
 
 def _backends(source: Prometheus) -> list[Finding]:
+    """Each backend's state as the lb hosts see it; the active one of each service is the one
+    that took the latest connection (active/standby: one takes them all)."""
     states: dict[tuple[str, str], set[str]] = {}
     for labels, value in source.query('haproxy_server_status == 1'):
         states.setdefault((labels["proxy"], labels["server"]), set()).add(labels["state"])
-    return [
-        Finding("backends", f"{proxy}/{server}", state <= {"UP", "MAINT", "DRAIN"}, ", ".join(sorted(state)),
-                "" if state <= {"UP", "MAINT", "DRAIN"} else f"HAProxy's health check fails: look at {server}")
-        for (proxy, server), state in sorted(states.items())
-    ]
+    latest: dict[str, tuple[float, str]] = {}
+    for labels, seconds in source.query("haproxy_server_last_session_seconds >= 0"):
+        here = (seconds, labels["server"])
+        latest[labels["proxy"]] = min(latest.get(labels["proxy"], here), here)
+    findings = []
+    for (proxy, server), state in sorted(states.items()):
+        healthy = state <= {"UP", "MAINT", "DRAIN"}
+        seconds, active = latest.get(proxy, (0, None))
+        findings.append(Finding(
+            "backends", f"{proxy}/{server}", healthy,
+            ", ".join(sorted(state)) + (f", active (last connection {seconds:.0f} s ago)" if active == server else ""),
+            "" if healthy else f"HAProxy's health check fails: look at {server}",
+        ))
+    return findings
+
+
+def _mail(source: Prometheus) -> list[Finding]:
+    """Per mx host: its queues, and whether Postfix's queue, Rspamd and Redis answer."""
+    queued: dict[str, float] = {}
+    deferred: dict[str, float] = {}
+    for labels, count in source.query("postfix_showq_message_size_bytes_count"):
+        queued[labels["host"]] = queued.get(labels["host"], 0) + count
+        if labels["queue"] == "deferred":
+            deferred[labels["host"]] = count
+    answering = {
+        part: {labels["host"]: value == 1 for labels, value in source.query(metric)}
+        for part, metric in (("Postfix's queue", "postfix_up"), ("Rspamd", "mailstack_rspamd_up"),
+                             ("Redis", "redis_up"))
+    }
+    findings = []
+    for host in sorted(set().union(*answering.values())):
+        silent = [part for part, hosts in answering.items() if not hosts.get(host)]
+        detail = (f"{queued.get(host, 0):.0f} message(s) queued, {deferred.get(host, 0):.0f} deferred"
+                  + "".join(f"; {part} does not answer" for part in silent))
+        findings.append(Finding(
+            "mail", host, not silent, detail,
+            f"systemctl status postfix@- rspamd redis-server on {host}" if silent else "",
+        ))
+    return findings
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "never"
+    if seconds < 120:
+        return f"{seconds:.0f} s ago"
+    return f"{seconds / 60:.0f} min ago" if seconds < 7200 else f"{seconds / 3600:.0f} h ago"
+
+
+def _replication(source: Prometheus) -> list[Finding]:
+    """Per mx host: whether every user's mailbox replicates to the peer, and since when."""
+    hosts: dict[str, dict[str, float]] = {}
+    for labels, seconds in source.query("mailstack_replication_since_success_seconds"):
+        hosts.setdefault(labels["host"], {})[labels["user"]] = seconds
+    failing: dict[str, list[str]] = {}
+    for labels, failed in source.query("mailstack_replication_failed == 1"):
+        failing.setdefault(labels["host"], []).append(labels["user"])
+    findings = []
+    for host, users in sorted(hosts.items()):
+        stuck = sorted(failing.get(host, []))
+        detail = f"{len(users)} user(s), the least recent synced {_duration(max(users.values()))}"
+        findings.append(Finding(
+            "replication", host, not stuck, detail + (f"; failing: {', '.join(stuck)}" if stuck else ""),
+            f"doveadm replicator status '*' on {host}; journalctl -u dovecot | grep dsync" if stuck else "",
+        ))
+    return findings
 
 
 def _storage(source: Prometheus) -> list[Finding]:
@@ -126,7 +189,7 @@ def _alerts(source: Prometheus) -> list[Finding]:
 def findings(config: Config) -> list[Finding]:
     source = prometheus(config)
     return (_hosts(config, source) + _services(source) + _virtual_ip(config, source) + _backends(source)
-            + _storage(source) + _alerts(source))
+            + _mail(source) + _replication(source) + _storage(source) + _alerts(source))
 
 
 def report(found: list[Finding], as_json: bool = False) -> str:

@@ -18,6 +18,15 @@ HEALTHY = {
     "mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 0)],
     "haproxy_server_status == 1": [({"proxy": "smtp", "server": "mx1", "state": "UP"}, 1),
                                    ({"proxy": "smtp", "server": "mx2", "state": "MAINT"}, 1)],
+    "haproxy_server_last_session_seconds >= 0": [({"proxy": "smtp", "server": "mx1"}, 40),
+                                                 ({"proxy": "smtp", "server": "mx2"}, 7)],
+    "postfix_showq_message_size_bytes_count": [({"host": "mx1", "queue": "active"}, 1),
+                                               ({"host": "mx1", "queue": "deferred"}, 2)],
+    **{metric: [({"host": "mx1"}, 1), ({"host": "mx2"}, 1)]
+       for metric in ("postfix_up", "mailstack_rspamd_up", "redis_up")},
+    "mailstack_replication_since_success_seconds": [({"host": "mx1", "user": "a@x"}, 30),
+                                                    ({"host": "mx1", "user": "b@x"}, 4000)],
+    "mailstack_replication_failed == 1": [],
     MD: [({"host": "store1", "device": "md0"}, 0)],
     "node_zfs_zpool_state == 1": [],
     'ALERTS{alertstate="firing"}': [({"alertname": "VirtualIpMoved", "severity": "info", "host": "lb1"}, 1)],
@@ -34,6 +43,10 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
     code, out = run(monkeypatch, capsys, HEALTHY)
     assert code == 0 and out.endswith("all well\n")
     assert "ok   10.77.0.10: held by lb1" in out
+    assert "ok   smtp/mx2: MAINT, active (last connection 7 s ago)" in out  # the latest connection, not the first
+    assert "ok   smtp/mx1: UP\n" in out
+    assert "ok   mx1: 3 message(s) queued, 2 deferred" in out and "ok   mx2: 0 message(s) queued, 0 deferred" in out
+    assert "ok   mx1: 2 user(s), the least recent synced 67 min ago" in out
 
 
 @pytest.mark.parametrize("change, says", [
@@ -45,6 +58,11 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
     ({MD: [({"host": "store1", "device": "md0"}, 1)]}, "FAIL store1 md0: lacks 1 disk(s)"),
     ({'(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 3)]},
      "FAIL smtp: expires in 3 days"),
+    ({"redis_up": [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)]},
+     "FAIL mx2: 0 message(s) queued, 0 deferred; Redis does not answer  -> systemctl status"),
+    ({"mailstack_rspamd_up": [({"host": "mx1"}, 0)]}, "FAIL mx1: 3 message(s) queued, 2 deferred; Rspamd does not"),
+    ({"mailstack_replication_failed == 1": [({"host": "mx1", "user": "b@x"}, 1)]},
+     "FAIL mx1: 2 user(s), the least recent synced 67 min ago; failing: b@x  -> doveadm replicator status"),
     ({'ALERTS{alertstate="firing"}': [({"alertname": "BackendDown", "severity": "warning", "server": "mx1"}, 1)]},
      "FAIL BackendDown: server=mx1, severity=warning"),
 ])
