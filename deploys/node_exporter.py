@@ -1,25 +1,36 @@
 """Prometheus's node exporter on every host, for the mon hosts: CPU, memory, file systems,
-md arrays (its md collector), ZFS pools, and the text files other components write into
-its textfile folder (Keepalived's VRRP state). Installed only where a mon host will scrape it.
+md arrays (its md collector), ZFS pools, and text files in its textfile folder: Keepalived's
+VRRP state (written by Keepalived's notify script), and what ``mailstack-metrics.timer``
+asks the host's services for where no exporter serves it: the certificate on disk (mx and
+lb hosts), Dovecot's replication state per user and Rspamd's own metrics (mx hosts).
+Installed only where a mon host will scrape it.
 """
 
 from pyinfra.api import deploy
 
 from deploys.common import configured_service
-from mailstack import services
+from mailstack import certificates, services
 from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 
 TEXTFILES = "/var/lib/prometheus/node-exporter"
+TIMER = "mailstack-metrics.timer"
+RSPAMD_CONTROLLER_PORT = 11334  # Rspamd's default, on localhost
 
 
 @deploy("Node exporter")
 def node_exporter():
-    configured_service(NODE_EXPORTER, "prometheus-node-exporter", "the node exporter",
-                       packages=["prometheus-node-exporter"], restarted=True)
+    configured_service(NODE_EXPORTER, ("prometheus-node-exporter", TIMER), "the node exporter",
+                       packages=["prometheus-node-exporter", "curl"], restarted=True)
 
 
 def values(target: Target) -> dict:
-    return {"port": services.NODE_EXPORTER_PORT, "textfiles": TEXTFILES}
+    serves_tls = {"mx", "lb"} & set(target.settings.groups)
+    return {
+        "port": services.NODE_EXPORTER_PORT,
+        "textfiles": TEXTFILES,
+        "certificate": certificates.paths(target.config)["certificate"] if serves_tls else None,
+        "rspamd_controller_port": RSPAMD_CONTROLLER_PORT,
+    }
 
 
 def monitored(config) -> bool:
@@ -29,8 +40,20 @@ def monitored(config) -> bool:
 NODE_EXPORTER = Component(
     node_exporter,
     EVERY_HOST,
-    files=(ManagedFile("/etc/default/prometheus-node-exporter"),),
-    check="sh -n {root}/etc/default/prometheus-node-exporter",
+    files=(
+        ManagedFile("/etc/default/prometheus-node-exporter"),
+        ManagedFile("/usr/local/sbin/mailstack-metrics", mode="755"),
+        ManagedFile("/etc/systemd/system/mailstack-metrics.service"),
+        ManagedFile(f"/etc/systemd/system/{TIMER}"),
+    ),
+    check=(
+        "sh -n {root}/etc/default/prometheus-node-exporter && sh -n {root}/usr/local/sbin/mailstack-metrics"
+        # systemd checks that the command exists and runs: the staged script stands in for it.
+        " && chmod 755 {root}/usr/local/sbin/mailstack-metrics"
+        " && mkdir -p {root}/verify && cp {root}/etc/systemd/system/mailstack-metrics.* {root}/verify"
+        " && sed -i 's#^ExecStart=#ExecStart={root}#' {root}/verify/mailstack-metrics.service"
+        " && systemd-analyze verify --man=no {root}/verify/*"
+    ),
     values=values,
     when=monitored,
 )

@@ -51,9 +51,7 @@ def test_every_scrape_target_is_up(host, cluster):
     "count by (host) (mailstack_replication_failed == 0)",  # ... and replication per user
 ])
 def test_every_mx_host_reports_its_mail_services(host, cluster, query):
-    results = prometheus_api(host, cluster, f"query?query={urllib.parse.quote(query)}")["result"]
-    reporting = {result["metric"]["host"] for result in results if float(result["value"][1]) >= 1}
-    assert reporting == set(cluster.hosts_in("mx"))
+    assert reporting(host, cluster, query) == set(cluster.hosts_in("mx"))
 
 
 def test_every_probe_through_the_virtual_ip_succeeds(host, cluster):
@@ -79,3 +77,21 @@ def test_alertmanager_takes_its_configuration(host):
     assert host.run("amtool check-config /etc/prometheus/alertmanager.yml").rc == 0
     status = host.check_output("amtool --alertmanager.url=http://127.0.0.1:9093 config show")
     assert "postmaster" in status
+
+
+def test_every_service_serves_the_certificate_on_disk(host, cluster):
+    assert reporting(host, cluster, "mailstack_certificate_info") == {*cluster.hosts_in("mx"), *cluster.hosts_in("lb")}
+    on_disk = {labels["fingerprint_sha256"] for labels, _ in series(host, cluster, "mailstack_certificate_info")}
+    served = [labels for labels, _ in series(host, cluster, "probe_ssl_last_chain_info")]
+    assert served and [probe["instance"] for probe in served if probe["fingerprint_sha256"] not in on_disk] == []
+
+
+def series(host, cluster, query: str) -> list[tuple[dict, float]]:
+    """Each series of an instant query, as (labels, value)."""
+    results = prometheus_api(host, cluster, f"query?query={urllib.parse.quote(query)}")["result"]
+    return [(result["metric"], float(result["value"][1])) for result in results]
+
+
+def reporting(host, cluster, query: str) -> set[str]:
+    """The hosts for which ``query`` is at least 1."""
+    return {labels["host"] for labels, value in series(host, cluster, query) if value >= 1}
