@@ -92,11 +92,12 @@ def dns(args) -> int:
 
 
 def show_status(args) -> int:
-    """The whole cluster on one screen: hosts, services, virtual IP, backends, storage and
-    firing alerts, each problem with what to do; exit 1 when anything is wrong."""
+    """The whole cluster on one screen: hosts, services, virtual IP, backends, queues,
+    replication, storage and firing alerts, each problem with what to do; exit 1 when
+    anything is wrong. From the mon host's Prometheus, else from the hosts over SSH."""
     config = load_for(args.inventory)
     try:
-        found = status.findings(config)
+        found = status.findings(config, directly=args.direct)
     except RuntimeError as error:
         print(f"mailstack status: {error}", file=sys.stderr)
         return 2
@@ -270,6 +271,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("status", help=show_status.__doc__, description=show_status.__doc__)
     sub.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_argument("--direct", action="store_true", help="read the hosts over SSH even when a mon host exists")
     _inventory_option(sub)
     sub.set_defaults(run=show_status)
 

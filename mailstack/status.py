@@ -2,7 +2,8 @@
 
 Each finding names what it is about, whether it is well, and where it is not, the command
 that explains or fixes it. Prometheus already holds every fact (``docs/monitoring.md``), so
-status asks it instead of logging in to every host.
+status asks it instead of logging in to every host; without a mon host, or when its
+Prometheus does not answer, it reads the hosts directly (``status_hosts``).
 """
 
 import json
@@ -10,7 +11,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
+from . import status_hosts
 from .config import Config
 from .services import PROMETHEUS_PORT, listen
 
@@ -24,6 +27,11 @@ class Finding:
     ok: bool
     detail: str
     fix: str = ""
+
+
+class Source(Protocol):
+    def query(self, expression: str) -> list[tuple[dict, float]]:
+        """Each series of an instant PromQL query, as (labels, value)."""
 
 
 class Prometheus:
@@ -42,16 +50,14 @@ class Prometheus:
 
 
 def prometheus(config: Config) -> Prometheus:
+    """The Prometheus of the first mon host."""
     mon = config.hosts_in("mon")
     if not mon:
-        raise RuntimeError(
-            f"{config.source}: no host in group 'mon': status reads the mon host's Prometheus"
-            f" (without one, mailstack verify --inventory {config.source.with_suffix('.py')} checks every host)"
-        )
+        raise RuntimeError(f"{config.source}: no host in group 'mon'")
     return Prometheus(str(config.hosts[mon[0]].address))
 
 
-def _hosts(config: Config, source: Prometheus) -> list[Finding]:
+def _hosts(config: Config, source: Source) -> list[Finding]:
     up = {labels["host"]: value for labels, value in source.query('up{job="node"}')}
     return [
         Finding("hosts", name, up.get(name) == 1, "up" if up.get(name) == 1 else "not answering",
@@ -60,7 +66,7 @@ def _hosts(config: Config, source: Prometheus) -> list[Finding]:
     ]
 
 
-def _services(source: Prometheus) -> list[Finding]:
+def _services(source: Source) -> list[Finding]:
     expiry = {labels["service"]: value for labels, value in source.query(
         '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400')}
     findings = []
@@ -78,7 +84,7 @@ def _services(source: Prometheus) -> list[Finding]:
     return findings
 
 
-def _virtual_ip(config: Config, source: Prometheus) -> list[Finding]:
+def _virtual_ip(config: Config, source: Source) -> list[Finding]:
     holders = sorted(labels["host"] for labels, value in source.query("mailstack_vrrp_master") if value == 1)
     if len(holders) == 1:
         return [Finding("virtual IP", str(config.cluster.virtual_ip), True, f"held by {holders[0]}")]
@@ -89,7 +95,7 @@ def _virtual_ip(config: Config, source: Prometheus) -> list[Finding]:
                     "VRRP between the lb hosts is blocked: check the link and protocol 112 in the firewall")]
 
 
-def _backends(source: Prometheus) -> list[Finding]:
+def _backends(source: Source) -> list[Finding]:
     """Each backend's state as the lb hosts see it; the active one of each service is the one
     that took the latest connection (active/standby: one takes them all)."""
     states: dict[tuple[str, str], set[str]] = {}
@@ -111,7 +117,7 @@ def _backends(source: Prometheus) -> list[Finding]:
     return findings
 
 
-def _mail(source: Prometheus) -> list[Finding]:
+def _mail(source: Source) -> list[Finding]:
     """Per mx host: its queues, and whether Postfix's queue, Rspamd and Redis answer."""
     queued: dict[str, float] = {}
     deferred: dict[str, float] = {}
@@ -144,7 +150,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 60:.0f} min ago" if seconds < 7200 else f"{seconds / 3600:.0f} h ago"
 
 
-def _replication(source: Prometheus) -> list[Finding]:
+def _replication(source: Source) -> list[Finding]:
     """Per mx host: whether every user's mailbox replicates to the peer, and since when."""
     hosts: dict[str, dict[str, float]] = {}
     for labels, seconds in source.query("mailstack_replication_since_success_seconds"):
@@ -163,7 +169,7 @@ def _replication(source: Prometheus) -> list[Finding]:
     return findings
 
 
-def _storage(source: Prometheus) -> list[Finding]:
+def _storage(source: Source) -> list[Finding]:
     findings = []
     for labels, missing in source.query('node_md_disks_required - ignoring(state) node_md_disks{state="active"}'):
         findings.append(Finding("storage", f"{labels['host']} {labels['device']}", missing == 0,
@@ -176,7 +182,7 @@ def _storage(source: Prometheus) -> list[Finding]:
     return findings
 
 
-def _alerts(source: Prometheus) -> list[Finding]:
+def _alerts(source: Source) -> list[Finding]:
     return [
         Finding("alerts", labels["alertname"], labels.get("severity") == "info",
                 ", ".join(f"{key}={value}" for key, value in sorted(labels.items())
@@ -186,10 +192,32 @@ def _alerts(source: Prometheus) -> list[Finding]:
     ]
 
 
-def findings(config: Config) -> list[Finding]:
-    source = prometheus(config)
-    return (_hosts(config, source) + _services(source) + _virtual_ip(config, source) + _backends(source)
-            + _mail(source) + _replication(source) + _storage(source) + _alerts(source))
+def _units(source: Source) -> list[Finding]:
+    """Read from the hosts directly: each unit a host's groups run (Prometheus has no such series)."""
+    return [
+        Finding("units", f"{labels['host']} {labels['unit']}", value == 1, "active" if value == 1 else "not active",
+                "" if value == 1 else f"systemctl status {labels['unit']}; journalctl -u {labels['unit']}")
+        for labels, value in source.query("unit_active")
+    ]
+
+
+def findings(config: Config, directly: bool = False) -> list[Finding]:
+    """Everything status reports, from the mon host's Prometheus or, without one (or with
+    ``directly``, or when it does not answer), from the hosts over SSH."""
+    monitoring: list[Finding] = []
+    source = None
+    if config.hosts_in("mon") and not directly:
+        try:
+            source = prometheus(config)
+            source.query("up")
+        except RuntimeError as error:
+            source = None
+            monitoring = [Finding("monitoring", "Prometheus", False, f"{error}; the hosts were read directly",
+                                  f"systemctl status prometheus on {config.hosts_in('mon')[0]}")]
+    if source is None:
+        source = status_hosts.HostsDirectly(config, status_hosts.read_hosts(config))
+    return (monitoring + _hosts(config, source) + _units(source) + _services(source) + _virtual_ip(config, source)
+            + _backends(source) + _mail(source) + _replication(source) + _storage(source) + _alerts(source))
 
 
 def report(found: list[Finding], as_json: bool = False) -> str:

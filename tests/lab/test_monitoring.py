@@ -27,9 +27,9 @@ def wait_until_firing(lab, alertname: str, limit: float = 120) -> float:
     return faults.wait_for(lambda: firing(lab, alertname), limit, f"{alertname} firing", interval=2)
 
 
-def status_of(lab, capsys) -> tuple[int, str]:
+def status_of(lab, capsys, *options: str) -> tuple[int, str]:
     capsys.readouterr()
-    code = main(["status", "--inventory", str(lab.config.source.with_suffix(".py"))])
+    code = main(["status", "--inventory", str(lab.config.source.with_suffix(".py")), *options])
     return code, capsys.readouterr().out
 
 
@@ -76,6 +76,8 @@ class Postmaster:
 def test_status_is_all_well_on_a_healthy_cluster(lab, whole, capsys):
     code, out = status_of(lab, capsys)
     assert code == 0 and out.endswith("all well\n"), out
+    code, out = status_of(lab, capsys, "--direct")  # read from the hosts, as without a mon host
+    assert code == 0 and out.endswith("all well\n") and "ok   mx1 dovecot: active" in out, out
 
 
 def test_a_crashed_mx_host_mails_the_postmaster_and_mails_again_when_it_is_back(lab, vip, whole, capsys):
@@ -85,6 +87,8 @@ def test_a_crashed_mx_host_mails_the_postmaster_and_mails_again_when_it_is_back(
     faults.crash(lab, crashed_host)
     alerted = postmaster.wait_for("FIRING", "BackendDown")
     code, out = status_of(lab, capsys)
+    assert code == 1 and f"FAIL {crashed_host}: not answering" in out and f"/{crashed_host}: DOWN" in out, out
+    code, out = status_of(lab, capsys, "--direct")
     assert code == 1 and f"FAIL {crashed_host}: not answering" in out and f"/{crashed_host}: DOWN" in out, out
     lab.start(crashed_host)
     back = time.monotonic()

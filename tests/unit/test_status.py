@@ -6,12 +6,15 @@ import json
 
 import pytest
 
-from mailstack import status
+from mailstack import status, status_hosts
 from mailstack.cli import main
+from mailstack.inventory import load_for
 from tests.support import LAB_INVENTORY
 
 MD = 'node_md_disks_required - ignoring(state) node_md_disks{state="active"}'
 HEALTHY = {
+    "up": [({"job": "prometheus"}, 1)],  # Prometheus answers
+    "unit_active": [],  # only the hosts read directly have it
     'up{job="node"}': [({"host": name}, 1) for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "store1")],
     '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 60)],
     'probe_success{job="services"}': [({"service": "smtp", "instance": "mail.mailstack.test:25"}, 1)],
@@ -80,6 +83,69 @@ def test_json_for_machines(monkeypatch, capsys):
                    "fix": "systemctl start keepalived haproxy on an lb host; journalctl -t keepalived-notify"}
 
 
-def test_an_inventory_without_a_mon_host_says_so(capsys):
-    assert main(["status", "--inventory", str(LAB_INVENTORY.with_name("staging.py"))]) == 2
-    assert "no host in group 'mon'" in capsys.readouterr().err
+def test_an_inventory_without_a_mon_host_is_read_directly(monkeypatch, capsys):
+    staging = LAB_INVENTORY.with_name("staging.py")
+    monkeypatch.setattr(status_hosts, "read_hosts", lambda config: dict.fromkeys(config.hosts))
+    assert main(["status", "--inventory", str(staging)]) == 1
+    assert "FAIL mx1: not answering  -> ssh mx1" in capsys.readouterr().out
+
+
+HAPROXY_STATS = """\
+# pxname,svname,qcur,status,lastsess
+smtp,FRONTEND,0,OPEN,
+smtp,mx1,0,UP,17
+smtp,mx2,0,DOWN 1/2,-1
+smtp,BACKEND,0,UP,17
+stats,FRONTEND,0,OPEN,
+"""
+SAID = {
+    "lb1": {"units": "active\nactive\n", "vip": "1\n", "haproxy": HAPROXY_STATS},
+    "lb2": None,  # does not answer
+    "mx1": {
+        "units": "active\nactive\nfailed\nactive\n",
+        "queue": '{"queue_name": "deferred", "queue_id": "A1"}\n{"queue_name": "active", "queue_id": "B2"}\n',
+        "replication": "username\tpriority\tfast sync\tfull sync\tsuccess sync\tfailed\n"
+                       "alice@x\tnone\t00:00:10\t00:01:00\t00:00:10\t-\n"
+                       "bob@x\tnone\t-\t-\t-\ty\n",
+    },
+    "store1": {"units": "", "mdstat": "Personalities : [raid10]\nmd127 : active raid10 vde[3] vdd[2] vdb[0]\n"
+                                      "      520192 blocks super 1.2 512K chunks 2 near-copies [4/3] [UU_U]\n\n",
+               "zpool": ""},
+}
+
+
+def test_without_prometheus_the_hosts_are_read_directly(monkeypatch, capsys):
+    said = {name: SAID.get(name, {"units": "active\n"}) for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1",
+                                                                      "out1", "store1")}
+    said["mx2"] = SAID["mx1"] | {"units": "active\nactive\nactive\nactive\n", "replication": "", "queue": ""}
+    monkeypatch.setattr(status_hosts, "read_hosts", lambda config: said)
+    code = main(["status", "--inventory", str(LAB_INVENTORY), "--direct"])
+    out = capsys.readouterr().out
+    assert code == 1
+    for line in ("FAIL lb2: not answering", "ok   lb1 haproxy: active", "FAIL mx1 rspamd: not active",
+                 "ok   10.77.0.10: held by lb1", "ok   smtp/mx1: UP, active (last connection 17 s ago)",
+                 "FAIL smtp/mx2: DOWN", "FAIL mx1: 2 message(s) queued, 1 deferred; Rspamd does not answer",
+                 "ok   mx2: 0 message(s) queued, 0 deferred",
+                 "FAIL mx1: 2 user(s), the least recent synced never; failing: bob@x",
+                 "FAIL store1 md127: lacks 1 disk(s)"):
+        assert line in out, line
+    assert "alerts:" not in out and "services:" not in out  # they need the mon host
+
+
+def test_a_prometheus_that_does_not_answer_is_a_problem_and_the_hosts_are_read(monkeypatch, capsys):
+    def silent(self, expression):
+        raise RuntimeError("Prometheus at http://10.77.0.41:9090 does not answer (refused)")
+    monkeypatch.setattr(status.Prometheus, "query", silent)
+    monkeypatch.setattr(status_hosts, "read_hosts", lambda config: {name: {"units": ""} for name in config.hosts})
+    code = main(["status", "--inventory", str(LAB_INVENTORY)])
+    out = capsys.readouterr().out
+    assert code == 1 and "FAIL Prometheus: Prometheus at http://10.77.0.41:9090 does not answer" in out
+    assert "ok   mx1: up" in out
+
+
+def test_each_host_runs_the_tools_of_its_groups_only():
+    config = load_for(LAB_INVENTORY)
+    lb, mx, ns = (status_hosts.script(config, name) for name in ("lb1", "mx1", "ns1"))
+    assert "socat stdio /run/haproxy/admin.sock" in lb and "' 10.77.0.10/'" in lb and "postqueue" not in lb
+    assert "postqueue -j" in mx and "doveadm -f tab replicator status '*'" in mx and "socat" not in mx
+    assert ns == "echo '@@ units'; systemctl is-active named\n"

@@ -1,0 +1,154 @@
+"""``mailstack status`` without Prometheus: the same facts read from each host over SSH.
+
+With no mon host, or when its Prometheus does not answer, status logs in to every host at
+once (with the inventory's SSH settings, as ``mailstack verify`` does), runs the services'
+own tools there (``ip``, HAProxy's stats socket, ``postqueue -j``, ``systemctl is-active``,
+``doveadm replicator status``, ``/proc/mdstat``, ``zpool list``) and answers status's
+queries with what the exporters would have said. Protocol probes and alerts need the mon
+host; each unit a host's groups run is reported instead.
+"""
+
+import csv
+import json
+import re
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .config import Config
+from .ssh import ssh_config
+
+TIMEOUT = 30
+UNITS = {
+    "lb": ["haproxy", "keepalived"],
+    "mx": ["postfix", "dovecot", "rspamd", "redis-server"],
+    "mon": ["prometheus", "prometheus-alertmanager"],
+    "ns": ["named"],
+}
+
+
+def script(config: Config, name: str) -> str:
+    """What to run on host ``name``, section by section (``@@ section`` lines between)."""
+    groups = config.hosts[name].groups
+    units = [unit for group in groups for unit in UNITS.get(group, [])]
+    parts = {"units": f"systemctl is-active {' '.join(units)}" if units else "true"}
+    if "lb" in groups:
+        parts["vip"] = f"ip -o addr show | grep -cF ' {config.cluster.virtual_ip}/'"
+        parts["haproxy"] = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+    if "mx" in groups:
+        parts["queue"] = "postqueue -j"
+        parts["replication"] = "doveadm -f tab replicator status '*'"
+    if "storage" in groups:
+        parts["mdstat"] = "cat /proc/mdstat 2>/dev/null"
+        parts["zpool"] = "zpool list -H -o name,health 2>/dev/null"
+    return "".join(f"echo '@@ {section}'; {command}\n" for section, command in parts.items())
+
+
+def sections(output: str) -> dict[str, str]:
+    found, current = {}, None
+    for line in output.splitlines():
+        if line.startswith("@@ "):
+            current = line[3:]
+            found[current] = ""
+        elif current:
+            found[current] += line + "\n"
+    return found
+
+
+def read_hosts(config: Config) -> dict[str, dict[str, str] | None]:
+    """Each host's sections, or None for a host that does not answer."""
+    with tempfile.TemporaryDirectory() as folder:
+        settings = Path(folder) / "ssh_config"
+        settings.write_text(ssh_config(config))
+
+        def read(name: str) -> dict[str, str] | None:
+            try:
+                result = subprocess.run(["ssh", "-F", str(settings), name, "sh -s"], input=script(config, name),
+                                        capture_output=True, text=True, timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                return None
+            return sections(result.stdout) if result.stdout.startswith("@@ ") else None
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            return dict(zip(config.hosts, pool.map(read, config.hosts)))
+
+
+def _seconds(ago: str) -> float:
+    """doveadm's "01:02:03" ago, or "-" for never."""
+    parts = ago.split(":")
+    return int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2]) if len(parts) == 3 else float("inf")
+
+
+class HostsDirectly:
+    """Answers the queries of ``mailstack.status`` from what the hosts said over SSH."""
+
+    def __init__(self, config: Config, said: dict[str, dict[str, str] | None]):
+        self.config = config
+        self.series: dict[str, list[tuple[dict, float]]] = {}
+        for name, sections_of_host in said.items():
+            self._add('up{job="node"}', {"host": name}, 1 if sections_of_host is not None else 0)
+            if sections_of_host is not None:
+                self._read(name, sections_of_host)
+
+    def query(self, expression: str) -> list[tuple[dict, float]]:
+        return self.series.get(expression, [])
+
+    def _add(self, expression: str, labels: dict, value: float) -> None:
+        self.series.setdefault(expression, []).append((labels, value))
+
+    def _read(self, name: str, said: dict[str, str]) -> None:
+        groups = self.config.hosts[name].groups
+        units = [unit for group in groups for unit in UNITS.get(group, [])]
+        active = {unit: 1 if state == "active" else 0 for unit, state in zip(units, said.get("units", "").split())}
+        for unit, value in active.items():
+            self._add("unit_active", {"host": name, "unit": unit}, value)
+        if "mx" in groups:
+            for expression, unit in (("postfix_up", "postfix"), ("mailstack_rspamd_up", "rspamd"),
+                                     ("redis_up", "redis-server")):
+                self._add(expression, {"host": name}, active.get(unit, 0))
+        if "vip" in said:
+            self._add("mailstack_vrrp_master", {"host": name}, 1 if said["vip"].strip() not in ("", "0") else 0)
+        if "haproxy" in said:
+            self._read_haproxy(said["haproxy"])
+        if "queue" in said:
+            self._read_queue(name, said["queue"])
+        if "replication" in said:
+            self._read_replication(name, said["replication"])
+        self._read_storage(name, said.get("mdstat", ""), said.get("zpool", ""))
+
+    def _read_haproxy(self, stats: str) -> None:
+        rows = csv.DictReader(stats.lstrip("# ").splitlines())
+        for row in rows:
+            if row.get("svname") in ("FRONTEND", "BACKEND") or row.get("pxname") in ("stats", "mta_sts", None):
+                continue
+            labels = {"proxy": row["pxname"], "server": row["svname"]}
+            state = row["status"].split()[0] if row["status"] else "UNKNOWN"
+            self._add("haproxy_server_status == 1", {**labels, "state": state}, 1)
+            if row.get("lastsess") not in ("", "-1", None):
+                self._add("haproxy_server_last_session_seconds >= 0", labels, float(row["lastsess"]))
+
+    def _read_queue(self, name: str, queue: str) -> None:
+        counts: dict[str, int] = {}
+        for line in queue.splitlines():
+            queue_name = json.loads(line)["queue_name"]
+            counts[queue_name] = counts.get(queue_name, 0) + 1
+        for queue_name, count in counts.items():
+            self._add("postfix_showq_message_size_bytes_count", {"host": name, "queue": queue_name}, count)
+
+    def _read_replication(self, name: str, state: str) -> None:
+        for line in state.splitlines()[1:]:
+            fields = line.split("\t")
+            if len(fields) >= 6:
+                labels = {"host": name, "user": fields[0]}
+                self._add("mailstack_replication_since_success_seconds", labels, _seconds(fields[4]))
+                if fields[5] != "-":
+                    self._add("mailstack_replication_failed == 1", labels, 1)
+
+    def _read_storage(self, name: str, mdstat: str, zpools: str) -> None:
+        for device, members in re.findall(r"^(md\w+) : [^\n]*\n[^\n]*\[\d+/\d+\] \[([U_]+)\]", mdstat, re.M):
+            self._add('node_md_disks_required - ignoring(state) node_md_disks{state="active"}',
+                      {"host": name, "device": device}, members.count("_"))
+        for line in zpools.splitlines():
+            pool, _, health = line.partition("\t")
+            self._add("node_zfs_zpool_state == 1", {"host": name, "zpool": pool, "state": health.lower()}, 1)
