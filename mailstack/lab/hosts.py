@@ -294,14 +294,33 @@ class VirtualMachine(LabHost):
         monitor = self.state / "monitor.sock"
         if self.is_running() and monitor.exists():
             try:
-                with socket.socket(socket.AF_UNIX) as connection:
-                    connection.connect(str(monitor))
-                    connection.sendall(b"system_powerdown\n")
+                self._monitor(monitor, "system_powerdown")  # the ACPI power button: a clean shutdown
             except OSError:
                 pass
         self.stop_processes(grace=30)
         monitor.unlink(missing_ok=True)
         network.tap_down(self.name)
+
+
+    @staticmethod
+    def _monitor(monitor: Path, command: str) -> None:
+        """Give QEMU's human monitor one command. It reads nothing before its prompt, and
+        drops a command whose sender hangs up before the echo: wait for both."""
+        with socket.socket(socket.AF_UNIX) as connection:
+            connection.settimeout(5)
+            connection.connect(str(monitor))
+            _read_prompt(connection)
+            connection.sendall(f"{command}\n".encode())
+            _read_prompt(connection)
+
+
+def _read_prompt(connection: socket.socket) -> None:
+    received = b""
+    while not received.endswith(b"(qemu) "):
+        chunk = connection.recv(4096)
+        if not chunk:
+            return
+        received += chunk
 
 
 def raise_if_failed(host: LabHost) -> None:
