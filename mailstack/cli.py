@@ -36,13 +36,18 @@ def validate(args) -> int:
     return 0
 
 
+def _chosen_hosts(config, chosen: list[str] | None) -> list[str]:
+    """The hosts named with --host (every host without one), each checked against the inventory."""
+    unknown = [name for name in chosen or [] if name not in config.hosts]
+    if unknown:
+        raise ConfigError(config.source, [f"--host: no host {unknown[0]} in {config.source}"])
+    return chosen or list(config.hosts)
+
+
 def render(args) -> int:
     """Write every file a host would receive into a folder, without contacting it."""
     config = load_for(args.inventory)
-    hosts = [args.host] if args.host else list(config.hosts)
-    unknown = [name for name in hosts if name not in config.hosts]
-    if unknown:
-        raise ConfigError(config.source, [f"--host: no host {unknown[0]} in {config.source}"])
+    hosts = _chosen_hosts(config, args.host and [args.host])
     for name in hosts:
         out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
         try:
@@ -153,17 +158,19 @@ def _print_status(the_lab: Lab) -> None:
 
 
 def verify(args) -> int:
-    """Run the testinfra suites (tests/infra) against an inventory's hosts; print a summary per host."""
+    """Run the testinfra suites (tests/infra) against an inventory's hosts (or those named
+    with --host); print a summary per host."""
     config = load_for(args.inventory)
+    hosts = _chosen_hosts(config, args.host)
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "report.xml"
         result = subprocess.run(
             [sys.executable, "-m", "pytest", "tests/infra", "--inventory", str(Path(args.inventory).resolve()),
-             "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
+             "--limit", ",".join(hosts), "-q", "-p", "no:cacheprovider", f"--junitxml={report}"],
             cwd=PROJECT,
         )
         cases = ElementTree.parse(report).iter("testcase") if report.exists() else []
-        summary = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in config.hosts}
+        summary = {name: {"passed": 0, "failed": 0, "skipped": 0} for name in hosts}
         for case in cases:
             parts = case.get("name", "").partition("[")[2].rstrip("]").split("-")
             host = next((part for part in parts if part in summary), None)
@@ -251,6 +258,7 @@ def parser() -> argparse.ArgumentParser:
 
     sub = commands.add_parser("verify", help=verify.__doc__, description=verify.__doc__)
     _inventory_option(sub)
+    sub.add_argument("--host", action="append", help="check only this host (repeatable; default: every host)")
     sub.set_defaults(run=verify)
 
     sub = commands.add_parser("user", help=user.__doc__, description=user.__doc__)

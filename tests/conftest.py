@@ -15,6 +15,7 @@ def pytest_collection_modifyitems(items):
 
 def pytest_addoption(parser):
     parser.addoption("--inventory", help="inventory whose hosts the live tiers (tests/infra) check")
+    parser.addoption("--limit", help="tests/infra: check only these hosts of the inventory (comma-separated)")
 
 
 @pytest.fixture(params=EXAMPLES, ids=lambda path: path.stem)

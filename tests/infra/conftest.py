@@ -1,8 +1,9 @@
 """testinfra against any inventory: ``pytest tests/infra --inventory inventories/prod.py``.
 
 Each test module names the groups it checks in ``GROUPS`` (none: every host); the
-``host`` fixture is then parametrised with those hosts of the inventory. Without
-``--inventory`` the tier is skipped, with that reason. With the lab's inventory, the
+``host`` fixture is then parametrised with those hosts of the inventory (of those named in
+``--limit``, when given: ``mailstack verify --host``). Without ``--inventory`` the tier is
+skipped, with that reason. With the lab's inventory, the
 lab is brought up and deployed first (and torn down afterwards if this run started it).
 """
 
@@ -48,7 +49,9 @@ def pytest_generate_tests(metafunc):
         return
     config = load_for(inventory)
     groups = getattr(metafunc.module, "GROUPS", None)
-    names = [name for name, host in config.hosts.items() if not groups or set(groups) & set(host.groups)]
+    chosen = metafunc.config.getoption("--limit")
+    names = [name for name, host in config.hosts.items()
+             if (not groups or set(groups) & set(host.groups)) and (not chosen or name in chosen.split(","))]
     ssh_file = config.secrets_dir / "ssh_config"
     ssh_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     ssh_file.write_text(ssh_config(config))

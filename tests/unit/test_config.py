@@ -92,6 +92,17 @@ def test_render_into_a_path_under_a_file_is_one_line(tmp_path):
     assert result.stderr.startswith(f"--out {tmp_path}/file/out: cannot write")
 
 
+@pytest.mark.parametrize("command", [["render", "--out", "/nonexistent"], ["verify"]])
+def test_an_unknown_host_is_one_line_before_any_host_is_touched(command):
+    result = subprocess.run(
+        [sys.executable, "-m", "mailstack.cli", command[0], "--inventory", "inventories/prod.py", "--host", "mx9",
+         *command[1:]], capture_output=True, text=True, cwd=Path(__file__).parents[2], timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("--host: no host mx9 in ") and result.stderr.strip().endswith("/prod.yml")
+    assert len(result.stderr.splitlines()) == 1
+
+
 def test_an_ntp_server_may_be_an_address(tmp_path):
     config = tmp_path / "x.yml"
     data = yaml.safe_load((FIXTURES / "minimal.yml").read_text())
