@@ -7,6 +7,9 @@ from pathlib import Path
 
 import yaml
 
+from deploys import node_exporter
+from deploys.node_exporter import NODE_EXPORTER
+from mailstack.component import Target
 from mailstack.inventory import load_for
 from mailstack.render import render_host
 from tests.support import LAB_INVENTORY
@@ -41,3 +44,34 @@ def test_every_alert_has_a_test(tmp_path):
         for case in group.get("alert_rule_test", [])
     }
     assert alerts == tested
+
+
+ZPOOL_STATUS = """\
+  pool: tank
+ state: ONLINE
+status: One or more devices has experienced an unrecoverable error.
+config:
+
+\tNAME        STATE     READ WRITE CKSUM
+\ttank        ONLINE       0     0     0
+\t  mirror-0  ONLINE       0     0     0
+\t    vdb     ONLINE       0     0     3
+\t    vdc     ONLINE       1     0     0
+
+errors: No known data errors
+"""
+
+
+def test_the_metrics_script_sums_a_zfs_pools_errors(tmp_path, monkeypatch):
+    """The storage host's part of mailstack-metrics, run against zpool's own output."""
+    config = load_for(LAB_INVENTORY.with_name("staging.py"))
+    name = next(name for name in config.hosts_in("storage") if config.hosts[name].storage.zfs)
+    monkeypatch.setattr(node_exporter, "TEXTFILES", str(tmp_path))
+    script = next(content for managed, content in NODE_EXPORTER.render(Target(config, name)).items()
+                  if managed.path == "/usr/local/sbin/mailstack-metrics")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin/zpool").write_text(f"#!/bin/sh\ncat <<'EOF'\n{ZPOOL_STATUS}EOF\n")
+    (tmp_path / "bin/zpool").chmod(0o755)
+    subprocess.run(["sh", "-c", script], check=True, env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"})
+    pool = config.hosts[name].storage.zfs.pool
+    assert (tmp_path / "zpool.prom").read_text() == f'mailstack_zpool_errors{{zpool="{pool}"}} 4\n'
