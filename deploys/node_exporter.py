@@ -2,7 +2,8 @@
 md arrays (its md collector), ZFS pools, and text files in its textfile folder: Keepalived's
 VRRP state (written by Keepalived's notify script), and what ``mailstack-metrics.timer``
 asks the host's services for where no exporter serves it: the certificate on disk (mx and
-lb hosts), Dovecot's replication state per user and Rspamd's own metrics (mx hosts).
+lb hosts), Dovecot's replication state per user and Rspamd's own metrics (mx hosts), and a
+ZFS pool's error counts (storage hosts with ZFS).
 Installed only where a mon host will scrape it.
 """
 
