@@ -1,6 +1,6 @@
 """How long clients of the lab's virtual IP are cut off when part of the front fails.
 
-    make lab && .venv/bin/python bench/faults.py [--repeat N]
+    make lab && .venv/bin/python bench/failover.py [--repeat N]
 
 For each way an lb host can fail (its HAProxy stopped, the host crashed, its link pulled)
 and for a crashed mx host, a client submits mail through the virtual IP in a loop while a
