@@ -6,6 +6,7 @@ scrape them.
 """
 
 from pyinfra.api import deploy
+from pyinfra.operations import files
 
 from deploys import node_exporter
 from deploys.common import configured_service
@@ -18,6 +19,8 @@ MAIL_LOG = "/var/log/mail.log"
 
 @deploy("Postfix and Redis exporters")
 def mail_exporters():
+    # rsyslog makes the file only with the first mail log line; the exporter stops without it.
+    files.file(name="Create the mail log", path=MAIL_LOG, user="root", group="adm", mode="640")
     configured_service(MAIL_EXPORTERS, ("rsyslog", *EXPORTERS), "the Postfix and Redis exporters",
                        packages=["rsyslog", "logrotate", *EXPORTERS], restarted=True)
 
