@@ -89,15 +89,21 @@ def test_over_quota_recipient_is_refused_at_rcpt(lab, mx):
         smtp.mail("friend@elsewhere.example", ["SIZE=5000"])
         code, reply = smtp.rcpt(mx.user("carol"))
         assert code == 552 and b"Mailbox is full" in reply
-    # A mailbox already over its quota: filled past the limit behind Dovecot's back.
+    # A mailbox already over its quota: filled past the limit behind Dovecot's back (without
+    # the quota plugin; with replication, so that the peer's INBOX is the same mailbox).
     host, carol = mx.host, mx.user("carol")
     ssh(lab, host, f"head -c 4096 /dev/zero | tr '\\0' x | sed 's/^/Subject: filler\\n\\n/' "
-        f"| doveadm -o mail_plugins= save -u {carol} && doveadm quota recalc -u {carol}")
-    with mx.smtp() as smtp:
-        smtp.ehlo("client.lab.test")
-        smtp.mail("friend@elsewhere.example")
-        code, reply = smtp.rcpt(carol)
-        assert code == 552 and b"Mailbox is full" in reply
+        f"| doveadm -o 'mail_plugins=notify replication' save -u {carol} && doveadm quota recalc -u {carol}")
+    try:
+        with mx.smtp() as smtp:
+            smtp.ehlo("client.lab.test")
+            smtp.mail("friend@elsewhere.example")
+            code, reply = smtp.rcpt(carol)
+            assert code == 552 and b"Mailbox is full" in reply
+    finally:  # back under the quota: the peer refuses to replicate a mailbox over it (ReplicationFailing)
+        for name in lab.config.hosts_in("mx"):
+            ssh(lab, name, f"doveadm expunge -u {carol} mailbox INBOX header Subject filler"
+                f" && doveadm quota recalc -u {carol} && doveadm replicator replicate -f {carol}")
 
 
 def test_users_may_send_only_as_themselves(mx):
