@@ -25,13 +25,11 @@ from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 from mailstack.config import Config
 from mailstack.config.model import RateLimit
 from mailstack.services import (
-    DOVECOT_METRICS_PORT,
     HAPROXY_PEERS_PORT,
     MTA_STS_PORT,
+    MX_METRICS,
     NODE_EXPORTER_PORT,
-    POSTFIX_EXPORTER_PORT,
     PROMETHEUS_PORT,
-    REDIS_EXPORTER_PORT,
     REPLICATION_PORT,
     SERVICES,
     STATS_PORT,
@@ -170,11 +168,8 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         if "lb" in groups:
             rules.append(Allow("HAProxy's metrics from the mon hosts", "tcp", STATS_PORT, monitors))
         if "mx" in groups:
-            rules += [
-                Allow("Dovecot's metrics from the mon hosts", "tcp", DOVECOT_METRICS_PORT, monitors),
-                Allow("Postfix's metrics from the mon hosts", "tcp", POSTFIX_EXPORTER_PORT, monitors),
-                Allow("Redis's metrics from the mon hosts", "tcp", REDIS_EXPORTER_PORT, monitors),
-            ]
+            rules += [Allow(f"{job.capitalize()}'s metrics from the mon hosts", "tcp", port, monitors)
+                      for job, port in MX_METRICS.items()]
     if "mon" in groups and admins:
         rules.append(Allow("Prometheus from the admin networks and the deploying machine", "tcp", PROMETHEUS_PORT,
                            admins))

@@ -28,8 +28,7 @@ def values(target: Target) -> dict:
     return {
         "node_port": services.NODE_EXPORTER_PORT,
         "haproxy_port": services.STATS_PORT,
-        "mx_exporters": {"dovecot": services.DOVECOT_METRICS_PORT, "postfix": services.POSTFIX_EXPORTER_PORT,
-                         "redis": services.REDIS_EXPORTER_PORT},
+        "mx_exporters": services.MX_METRICS,
         "prometheus_port": services.PROMETHEUS_PORT,
         "alertmanager_port": ALERTMANAGER_PORT,
         "blackbox_port": BLACKBOX_PORT,

@@ -37,6 +37,8 @@ PROMETHEUS_PORT = 9090  # Prometheus on the mon hosts, for the admin networks
 DOVECOT_METRICS_PORT = 9900  # Dovecot's OpenMetrics on the mx hosts, for the mon hosts only
 POSTFIX_EXPORTER_PORT = 9154  # Postfix's queues and log on the mx hosts, for the mon hosts only
 REDIS_EXPORTER_PORT = 9121  # Rspamd's Redis on the mx hosts, for the mon hosts only
+# What the mon hosts scrape on each mx host besides the node exporter: Prometheus job -> port.
+MX_METRICS = {"dovecot": DOVECOT_METRICS_PORT, "postfix": POSTFIX_EXPORTER_PORT, "redis": REDIS_EXPORTER_PORT}
 MTA_STS_PORT = 443  # HTTPS on the virtual IP: the lb hosts serve each domain's MTA-STS policy
 HAPROXY_PEERS_PORT = 10000  # HAProxy's peers share which backend is active, between the lb hosts
 

@@ -28,10 +28,15 @@ UNITS = {
 }
 
 
+def units_of(config: Config, name: str) -> list[str]:
+    """The systemd units host ``name`` runs for its groups."""
+    return [unit for group in config.hosts[name].groups for unit in UNITS.get(group, [])]
+
+
 def script(config: Config, name: str) -> str:
     """What to run on host ``name``, section by section (``@@ section`` lines between)."""
     groups = config.hosts[name].groups
-    units = [unit for group in groups for unit in UNITS.get(group, [])]
+    units = units_of(config, name)
     parts = {"units": f"systemctl is-active {' '.join(units)}" if units else "true"}
     if "lb" in groups:
         parts["vip"] = f"ip -o addr show | grep -cF ' {config.cluster.virtual_ip}/'"
@@ -99,8 +104,8 @@ class HostsDirectly:
 
     def _read(self, name: str, said: dict[str, str]) -> None:
         groups = self.config.hosts[name].groups
-        units = [unit for group in groups for unit in UNITS.get(group, [])]
-        active = {unit: 1 if state == "active" else 0 for unit, state in zip(units, said.get("units", "").split())}
+        states = said.get("units", "").split()
+        active = {unit: 1 if state == "active" else 0 for unit, state in zip(units_of(self.config, name), states)}
         for unit, value in active.items():
             self._add("unit_active", {"host": name, "unit": unit}, value)
         if "mx" in groups:
