@@ -163,6 +163,9 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         rules += [Allow(f"{service.name} from the lb hosts", "tcp", service.port, lbs) for service in SERVICES]
         if peers("mx"):
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
+    if "backup" in groups:
+        rules.append(Allow("SSH from the mx hosts (borg serve only)", "tcp", config.ssh.port,
+                           _addresses(config, config.hosts_in("mx"))))
     if monitors := _addresses(config, config.hosts_in("mon")):
         rules.append(Allow("node exporter from the mon hosts", "tcp", NODE_EXPORTER_PORT, monitors))
         if "lb" in groups:

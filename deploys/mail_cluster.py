@@ -20,6 +20,8 @@ with ``deploys/lab_services.py``). ``mailstack render`` reads the same list.
 
 from pyinfra.context import ctx_host
 
+from deploys.backup import BACKUP
+from deploys.backup_host import BACKUP_HOST
 from deploys.base import BASE
 from deploys.certbot import CERTBOT
 from deploys.common import BACKENDS_CONVERGED, converge
@@ -48,6 +50,8 @@ CLUSTER = (
     POSTFIX,
     DOVECOT,  # after Postfix: its LMTP and auth sockets live in Postfix's spool
     MAIL_EXPORTERS,  # after Postfix and Redis, which they read
+    BACKUP_HOST,  # the repository's host lets the mx hosts in before their first backup
+    BACKUP,
     BACKENDS_CONVERGED,
     HAPROXY,
     KEEPALIVED,  # the virtual IP moves only to a host whose HAProxy runs

@@ -11,9 +11,9 @@ from pyinfra.api import deploy
 
 from deploys.common import configured_service
 from mailstack import certificates, services
-from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
+from mailstack.component import EVERY_HOST, Component, ManagedFile, Target, verify_units
 
-TEXTFILES = "/var/lib/prometheus/node-exporter"
+TEXTFILES = services.TEXTFILES
 TIMER = "mailstack-metrics.timer"
 RSPAMD_CONTROLLER_PORT = 11334  # Rspamd's default, on localhost
 
@@ -48,12 +48,8 @@ NODE_EXPORTER = Component(
         ManagedFile(f"/etc/systemd/system/{TIMER}"),
     ),
     check=(
-        "sh -n {root}/etc/default/prometheus-node-exporter && sh -n {root}/usr/local/sbin/mailstack-metrics"
-        # systemd checks that the command exists and runs: the staged script stands in for it.
-        " && chmod 755 {root}/usr/local/sbin/mailstack-metrics"
-        " && mkdir -p {root}/verify && cp {root}/etc/systemd/system/mailstack-metrics.* {root}/verify"
-        " && sed -i 's#^ExecStart=#ExecStart={root}#' {root}/verify/mailstack-metrics.service"
-        " && systemd-analyze verify --man=no {root}/verify/*"
+        "sh -n {root}/etc/default/prometheus-node-exporter && sh -n {root}/usr/local/sbin/mailstack-metrics && "
+        + verify_units("/usr/local/sbin/mailstack-metrics", "mailstack-metrics")
     ),
     values=values,
     when=monitored,

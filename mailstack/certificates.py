@@ -5,12 +5,10 @@
 - ``files``: the operator's own certificate chain and key.
 """
 
-import subprocess
 from pathlib import Path
 
-from . import keys
+from . import keys, ssh
 from .config import Config
-from .ssh import ssh_config
 
 CERT_NAME = "mailstack"
 ACME_LIVE = f"/etc/letsencrypt/live/{CERT_NAME}"
@@ -81,14 +79,9 @@ def served_certificates(config: Config) -> dict[str, bytes]:
     Hosts that cannot be asked are left out."""
     if config.tls.mode != "acme":
         return {name: certificate_files(config, name)[0].read_bytes() for name in config.hosts_in("mx")}
-    ssh_file = config.secrets_dir / "ssh_config"
-    ssh_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ssh_file.write_text(ssh_config(config))
     found = {}
     for name in config.hosts_in("mx"):
-        result = subprocess.run(
-            ["ssh", "-F", str(ssh_file), name, f"cat {ACME_LIVE}/cert.pem"], capture_output=True, timeout=30
-        )
+        result = ssh.run(config, name, f"cat {ACME_LIVE}/cert.pem", timeout=30)
         if result.returncode == 0 and result.stdout.startswith(b"-----BEGIN CERTIFICATE-----"):
             found[name] = result.stdout
     return found

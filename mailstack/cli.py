@@ -9,12 +9,14 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
 
 from dns import exception as dns_exception
 
-from . import PROJECT, certificates, records, secrets, status, users
+from . import PROJECT, certificates, mailboxes, records, secrets, ssh, status, users
+from . import backup as backups
 from . import dns as dns_records
 from .config import GROUPS, ConfigError
 from .config.types import format_size
@@ -108,6 +110,96 @@ def show_status(args) -> int:
         return 2
     print(status.report(found, args.json))
     return 0 if all(finding.ok for finding in found) else 1
+
+
+def backup(args) -> int:
+    """Backups of the mx hosts (BorgBackup on the backup host): list the archives, take one now,
+    check the repository, restore a user or folder as it was at a time, or export the key."""
+    config = load_for(args.inventory)
+    if not config.hosts_in("backup"):
+        raise ConfigError(config.source, [f"{config.source}: hosts: no host in group 'backup' holds the backups"])
+    if args.host and args.host not in config.hosts_in("mx"):
+        raise ConfigError(config.source, [f"--host {args.host}: no mx host of that name in {config.source}"])
+    if args.action == "export-key" and not args.out:
+        raise ConfigError(config.source, ["mailstack backup export-key: give --out FILE"])
+    try:
+        return BACKUP_ACTIONS[args.action](config, args)
+    except (backups.BackupError, mailboxes.MailboxError, subprocess.TimeoutExpired) as error:
+        print(f"mailstack backup: {error}", file=sys.stderr)
+        return 1
+
+
+def _backup_list(config, args) -> int:
+    found = backups.archives(config, backups.answering_mx(config))
+    if args.json:
+        print(json.dumps([{"name": a.name, "time": a.time.isoformat(), "host": a.host} for a in found], indent=2))
+        return 0
+    for archive in found:
+        print(f"{archive.time:%Y-%m-%d %H:%M:%S}  {archive.host:10} {archive.name}")
+    print(f"{len(found)} archives" + (f", newest {found[-1].time:%Y-%m-%d %H:%M:%S}" if found else ""))
+    return 0
+
+
+def _backup_run(config, args) -> int:
+    """The script on the host shows what it does and how it went."""
+    host = args.host or backups.answering_mx(config)
+    print(f"{host}: backing up", flush=True)
+    return subprocess.run(["ssh", "-F", str(ssh.config_file(config)), host, f"{backups.SCRIPT} run"]).returncode
+
+
+def _backup_check(config, args) -> int:
+    host = args.host or backups.answering_mx(config)
+    return subprocess.run(["ssh", "-F", str(ssh.config_file(config)), host, f"{backups.SCRIPT} check"]).returncode
+
+
+def _backup_restore(config, args) -> int:
+    if args.cluster:
+        return _backup_restore_cluster(config, args)
+    if not args.user:
+        raise ConfigError(config.source, ["mailstack backup restore: give --user (or --cluster)"])
+    done = backups.restore(config, args.user, args.folder, args.at, args.beside, args.host)
+    what = f"{done.user}'s folder {done.folder}" if done.folder else f"{done.user}'s mailbox"
+    where = f" into the folder {done.into}" if done.into else ""
+    if args.json:
+        print(json.dumps({"user": done.user, "folder": done.folder, "archive": done.archive.name,
+                          "into": done.into, "messages": done.messages}))
+    else:
+        print(f"restored {what} from {done.archive.name}{where}: {done.messages} messages, each matching the"
+              " backup (SHA-256 of its bytes, flags)")
+    return 0
+
+
+def _backup_restore_cluster(config, args) -> int:
+    if args.user or args.folder or args.beside:
+        raise ConfigError(config.source, ["mailstack backup restore --cluster: restores every mailbox; leave out"
+                                          " --user, --folder and --beside"])
+    print(f"restoring every mailbox on {', '.join(config.hosts_in('mx'))}", flush=True)
+    done = backups.restore_cluster(config, args.at)
+    if args.json:
+        print(json.dumps({"archive": done.archive.name, "users": done.users, "messages": done.messages,
+                          "bytes": done.bytes, "seconds": round(done.seconds, 1)}))
+    else:
+        print(f"restored {done.users} users' mailboxes ({done.messages} messages, {done.bytes / 1e6:.1f} MB) from"
+              f" {done.archive.name} onto every mx host in {done.seconds:.0f} s; each host holds the same mail")
+    return 0
+
+
+def _backup_export_key(config, args) -> int:
+    host = args.host or backups.answering_mx(config)
+    backups.export_key(config, host, Path(args.out))
+    print(f"{args.out}: the repository's key and passphrase (0600); keep it offline, away from the cluster")
+    return 0
+
+
+BACKUP_ACTIONS = {"list": _backup_list, "run": _backup_run, "check": _backup_check, "restore": _backup_restore,
+                  "export-key": _backup_export_key}
+
+
+def _time(value: str) -> datetime:
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is no time: write it as 2026-12-02T19:30") from None
 
 
 def _print_records(config, output_format: str) -> int:
@@ -282,6 +374,19 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--direct", action="store_true", help="read the hosts over SSH even when a mon host exists")
     _inventory_option(sub)
     sub.set_defaults(run=show_status)
+
+    sub = commands.add_parser("backup", help=backup.__doc__, description=backup.__doc__)
+    sub.add_argument("action", choices=list(BACKUP_ACTIONS))
+    sub.add_argument("--user", help="restore: the user whose mail comes back")
+    sub.add_argument("--folder", help="restore: only this folder (and those below it)")
+    sub.add_argument("--at", type=_time, help="restore: as it was at this time, hosts' time (default: newest backup)")
+    sub.add_argument("--beside", action="store_true", help="restore: into a new folder, leaving the mailbox as it is")
+    sub.add_argument("--cluster", action="store_true", help="restore: every mailbox, onto mx hosts that lost theirs")
+    sub.add_argument("--host", help="the mx host to work on (default: the standby, or for restore the first)")
+    sub.add_argument("--out", help="export-key: the file to write (0600)")
+    sub.add_argument("--json", action="store_true", help="list, restore: machine-readable output")
+    _inventory_option(sub)
+    sub.set_defaults(run=backup)
 
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
     sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])

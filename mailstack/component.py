@@ -72,6 +72,18 @@ class Target:
         return self.secret(self.config.path(name) if "/" in name else self.config.secrets_dir / name)
 
 
+def verify_units(script: str, units: str) -> str:
+    """A check command: systemd's own verdict on the staged units ``units``.* under
+    /etc/systemd/system. systemd checks that a unit's command exists and runs, so the staged
+    ``script`` stands in for the one they start."""
+    return (
+        f"chmod 755 {{root}}{script} && mkdir -p {{root}}/verify"
+        f" && cp {{root}}/etc/systemd/system/{units}.* {{root}}/verify"
+        f" && sed -i 's#^ExecStart=#ExecStart={{root}}#' {{root}}/verify/{units}*.service"
+        f" && systemd-analyze verify --man=no {{root}}/verify/*"
+    )
+
+
 def no_values(target: Target) -> dict:
     return {}
 

@@ -14,8 +14,8 @@ from pathlib import Path
 from .config import Config, ConfigError, load
 
 # pyinfra takes hosts in the order their groups come: a rolling (--serial) deploy then
-# converges the lab services and backends before the front.
-HOST_ORDER = ("ns", "outside", "storage", "mx", "lb", "mon")
+# converges the lab services, the backup repository and the backends before the front.
+HOST_ORDER = ("ns", "outside", "storage", "backup", "mx", "lb", "mon")
 
 
 def config_path(inventory: str | Path) -> Path:

@@ -8,7 +8,7 @@ production TSIG key, certificates in mode ``files``) are never made here.
 
 from pathlib import Path
 
-from . import certificates, dkim, keys
+from . import backup, certificates, dkim, keys
 from .config import Config
 
 SHARED_PASSWORDS = {"vrrp.pass": 8, "doveadm.pass": 32}
@@ -31,6 +31,9 @@ def make(config: Config) -> Path:
     dkim.make_keys(config)
     for name, length in SHARED_PASSWORDS.items():
         keys.random_secret(config.secrets_dir / name, length)
+    if config.hosts_in("backup"):
+        keys.random_secret(config.secrets_dir / backup.PASSPHRASE, 48)
+        keys.ssh_keypair(config.secrets_dir / backup.SSH_KEY)
     if config.tls.mode == "internal":
         certificates.make_internal(config)
     if config.lab:

@@ -39,6 +39,7 @@ POSTFIX_EXPORTER_PORT = 9154  # Postfix's queues and log on the mx hosts, for th
 REDIS_EXPORTER_PORT = 9121  # Rspamd's Redis on the mx hosts, for the mon hosts only
 # What the mon hosts scrape on each mx host besides the node exporter: Prometheus job -> port.
 MX_METRICS = {"dovecot": DOVECOT_METRICS_PORT, "postfix": POSTFIX_EXPORTER_PORT, "redis": REDIS_EXPORTER_PORT}
+TEXTFILES = "/var/lib/prometheus/node-exporter"  # metrics files the node exporter serves, on every host
 MTA_STS_PORT = 443  # HTTPS on the virtual IP: the lb hosts serve each domain's MTA-STS policy
 HAPROXY_PEERS_PORT = 10000  # HAProxy's peers share which backend is active, between the lb hosts
 

@@ -7,6 +7,11 @@ ssh_config takes for arguments with spaces (and which file names here may not co
 with ``%`` doubled: ssh_config expands ``%`` tokens in file names.
 """
 
+import os
+import subprocess
+import threading
+from pathlib import Path
+
 from .config import Config
 from .inventory import host_data
 
@@ -33,3 +38,20 @@ def ssh_config(config: Config) -> str:
             lines += [f"  UserKnownHostsFile {_file_name(data['ssh_known_hosts_file'])}", "  StrictHostKeyChecking yes"]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks) + "\n"
+
+
+def config_file(config: Config) -> Path:
+    """The inventory's ssh_config, written anew in its secrets folder, for ``ssh -F``."""
+    path = config.secrets_dir / "ssh_config"
+    wanted = ssh_config(config)
+    if not path.exists() or path.read_text() != wanted:  # written whole: an ssh may be reading it meanwhile
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = path.with_name(f".ssh_config.{os.getpid()}.{threading.get_ident()}")
+        fresh.write_text(wanted)
+        fresh.replace(path)
+    return path
+
+
+def run(config: Config, host: str, command: str, **options) -> subprocess.CompletedProcess:
+    """``command`` on ``host``, as the deploy reaches it; ``options`` as for ``subprocess.run``."""
+    return subprocess.run(["ssh", "-F", str(config_file(config)), host, command], capture_output=True, **options)

@@ -13,7 +13,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
-from . import status_hosts
+from . import backup, status_hosts
 from .config import Config
 from .services import PROMETHEUS_PORT, listen
 
@@ -169,6 +169,21 @@ def _replication(source: Source) -> list[Finding]:
     return findings
 
 
+def _backups(config: Config, source: Source) -> list[Finding]:
+    """The last good backup of the mx pair into its repository, from either mx host."""
+    if not config.hosts_in("backup"):
+        return []
+    ages = {labels["host"]: age for labels, age in source.query(backup.AGE)}
+    where = f"{backup.backup_host(config)}:{backup.repository_path(config)}"
+    fix = f"mailstack backup run; journalctl -u mailstack-backup on {backup.standby(config)} (docs/backups.md)"
+    if not ages:
+        return [Finding("backups", where, False, "no backup has succeeded yet", fix)]
+    host = min(ages, key=ages.get)
+    recent = ages[host] <= 2 * config.backup.every_hours * 3600
+    return [Finding("backups", where, recent, f"last good backup {_duration(ages[host])} (from {host})",
+                    "" if recent else fix)]
+
+
 def _storage(source: Source) -> list[Finding]:
     findings = []
     for labels, missing in source.query('node_md_disks_required - ignoring(state) node_md_disks{state="active"}'):
@@ -217,7 +232,8 @@ def findings(config: Config, directly: bool = False) -> list[Finding]:
     if source is None:
         source = status_hosts.HostsDirectly(config, status_hosts.read_hosts(config))
     return (monitoring + _hosts(config, source) + _units(source) + _services(source) + _virtual_ip(config, source)
-            + _backends(source) + _mail(source) + _replication(source) + _storage(source) + _alerts(source))
+            + _backends(source) + _mail(source) + _replication(source) + _backups(config, source) + _storage(source)
+            + _alerts(source))
 
 
 def report(found: list[Finding], as_json: bool = False) -> str:

@@ -3,7 +3,7 @@
 With no mon host, or when its Prometheus does not answer, status logs in to every host at
 once (with the inventory's SSH settings, as ``mailstack verify`` does), runs the services'
 own tools there (``ip``, HAProxy's stats socket, ``postqueue -j``, ``systemctl is-active``,
-``doveadm replicator status``, ``/proc/mdstat``, ``zpool list``) and answers status's
+``doveadm replicator status``, the last backup's metrics file, ``/proc/mdstat``, ``zpool list``) and answers status's
 queries with what the exporters would have said. Protocol probes and alerts need the mon
 host; each unit a host's groups run is reported instead.
 """
@@ -16,7 +16,9 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from . import backup
 from .config import Config
+from .services import TEXTFILES
 from .ssh import ssh_config
 
 TIMEOUT = 30
@@ -44,6 +46,7 @@ def script(config: Config, name: str) -> str:
     if "mx" in groups:
         parts["queue"] = "postqueue -j"
         parts["replication"] = "doveadm -f tab replicator status '*'"
+        parts["backup"] = f"date +%s; cat {TEXTFILES}/backup.prom 2>/dev/null"
     if "storage" in groups:
         parts["mdstat"] = "cat /proc/mdstat 2>/dev/null"
         parts["zpool"] = "zpool list -H -o name,health 2>/dev/null"
@@ -120,6 +123,8 @@ class HostsDirectly:
             self._read_queue(name, said["queue"])
         if "replication" in said:
             self._read_replication(name, said["replication"])
+        if "backup" in said:
+            self._read_backup(name, said["backup"])
         self._read_storage(name, said.get("mdstat", ""), said.get("zpool", ""))
 
     def _read_haproxy(self, stats: str) -> None:
@@ -149,6 +154,13 @@ class HostsDirectly:
                 self._add("mailstack_replication_since_success_seconds", labels, _seconds(fields[4]))
                 if fields[5] != "-":
                     self._add("mailstack_replication_failed == 1", labels, 1)
+
+    def _read_backup(self, name: str, said: str) -> None:
+        now, *metrics = said.splitlines()
+        for line in metrics:
+            metric, _, value = line.partition(" ")
+            if metric == "mailstack_backup_last_success_timestamp_seconds" and float(value) > 0:
+                self._add(backup.AGE, {"host": name}, int(now) - float(value))
 
     def _read_storage(self, name: str, mdstat: str, zpools: str) -> None:
         for device, members in re.findall(r"^(md\w+) : [^\n]*\n[^\n]*\[\d+/\d+\] \[([U_]+)\]", mdstat, re.M):

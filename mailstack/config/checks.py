@@ -114,6 +114,8 @@ def _hosts(config: Config) -> Iterator[Problem]:
             yield ("hosts", name, "vrrp_priority"), "lb hosts need a vrrp_priority, other hosts take none"
         if ("storage" in host.groups) != (host.storage is not None):
             yield ("hosts", name, "storage"), "hosts in the storage group need storage, other hosts take none"
+        if {"backup", "mx"} <= set(host.groups):
+            yield ("hosts", name, "groups"), "a backup host may not be an mx host: a fault of the host would take both"
     yield from _virtual_ip_network(config)
     lbs = [(name, config.hosts[name].vrrp_priority) for name in config.hosts_in("lb")]
     for index, twin in _first_seen(lbs, lambda item: item[1]):

@@ -48,7 +48,7 @@ from .types import (
     ZfsProperty,
 )
 
-GROUPS = ("lb", "mx", "storage", "mon", "ns", "outside")
+GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -203,7 +203,8 @@ class Host(Section):
     address: HostAddress = setting(example="192.0.2.11", doc="Address the deploy reaches the host on over SSH.")
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"],
-        doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, mon (Prometheus, Alertmanager); in the lab"
+        doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, mon (Prometheus, Alertmanager), backup (the"
+        " BorgBackup repository of the mx hosts); in the lab"
         " ns (DNS, ACME) and outside (another provider's mail server).",
         min_length=1,
     )
@@ -452,6 +453,33 @@ class Monitoring(Section):
     )
 
 
+class Retention(Section):
+    """How many archives `borg prune` keeps, by period: the newest of each hour, day, week, month."""
+
+    hourly: int = setting(24, example=48, doc="Hourly archives kept.", ge=0, le=100000)
+    daily: int = setting(7, example=14, doc="Daily archives kept.", ge=0, le=100000)
+    weekly: int = setting(4, example=8, doc="Weekly archives kept.", ge=0, le=100000)
+    monthly: int = setting(6, example=12, doc="Monthly archives kept.", ge=0, le=100000)
+
+    @model_validator(mode="after")
+    def _keeps_something(self):
+        if not any((self.hourly, self.daily, self.weekly, self.monthly)):
+            raise ValueError("keep at least one archive of some period: all zero would prune every backup")
+        return self
+
+
+class Backup(Section):
+    every_hours: int = setting(
+        1, example=4, doc="Hours between backups of the mx hosts' mail and state (a systemd timer on each).",
+        ge=1, le=24,
+    )
+    retention: Retention = setting(Retention(), example={"hourly": 48}, doc="Archives kept after each backup.")
+    check_every_days: int = setting(
+        7, example=14, doc="Days between `borg check` runs (on the days 1, 1+N, ... of each month), which read the"
+        " whole repository back.", ge=1, le=28
+    )
+
+
 class Config(Section):
     cluster: Cluster = setting(example={"name": "prod"}, doc="Names and addresses of the whole cluster.")
     hosts: dict[HostName, Host] = setting(
@@ -469,6 +497,10 @@ class Config(Section):
     firewall: Firewall = setting(Firewall(), example={"admin_networks": ["198.51.100.0/24"]}, doc="iptables.")
     monitoring: Monitoring = setting(
         Monitoring(), example={"retention_days": 90}, doc="Prometheus and Alertmanager on the mon hosts."
+    )
+    backup: Backup = setting(
+        Backup(), example={"every_hours": 4},
+        doc="Encrypted BorgBackup archives of the mx hosts on the backup hosts (docs/backups.md).",
     )
     lab: Lab | None = setting(None, example={"bridge": "mslab0"}, doc="Only in the lab's inventory.")
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mailstack import status, status_hosts
+from mailstack import backup, status, status_hosts
 from mailstack.cli import main
 from mailstack.inventory import load_for
 from tests.support import LAB_INVENTORY
@@ -15,7 +15,8 @@ MD = 'node_md_disks_required - ignoring(state) node_md_disks{state="active"}'
 HEALTHY = {
     "up": [({"job": "prometheus"}, 1)],  # Prometheus answers
     "unit_active": [],  # only the hosts read directly have it
-    'up{job="node"}': [({"host": name}, 1) for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "store1")],
+    'up{job="node"}': [({"host": name}, 1)
+                       for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "bak1", "store1")],
     '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 60)],
     'probe_success{job="services"}': [({"service": "smtp", "instance": "mail.mailstack.test:25"}, 1)],
     "mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 0)],
@@ -32,6 +33,7 @@ HEALTHY = {
     "mailstack_replication_failed == 1": [],
     MD: [({"host": "store1", "device": "md0"}, 0)],
     "node_zfs_zpool_state == 1": [],
+    backup.AGE: [({"host": "mx2"}, 600), ({"host": "mx1"}, 90000)],
     'ALERTS{alertstate="firing"}': [({"alertname": "VirtualIpMoved", "severity": "info", "host": "lb1"}, 1)],
 }
 
@@ -50,6 +52,7 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
     assert "ok   smtp/mx1: UP\n" in out
     assert "ok   mx1: 3 message(s) queued, 2 deferred" in out and "ok   mx2: 0 message(s) queued, 0 deferred" in out
     assert "ok   mx1: 2 user(s), the least recent synced 67 min ago" in out
+    assert "ok   bak1:/srv/borg/lab: last good backup 10 min ago (from mx2)" in out
 
 
 @pytest.mark.parametrize("change, says", [
@@ -68,6 +71,9 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
      "FAIL mx1: 2 user(s), the least recent synced 67 min ago; failing: b@x  -> doveadm replicator status"),
     ({'ALERTS{alertstate="firing"}': [({"alertname": "BackendDown", "severity": "warning", "server": "mx1"}, 1)]},
      "FAIL BackendDown: server=mx1, severity=warning"),
+    ({backup.AGE: [({"host": "mx2"}, 9000)]},
+     "FAIL bak1:/srv/borg/lab: last good backup 2 h ago (from mx2)  -> mailstack backup run"),
+    ({backup.AGE: []}, "FAIL bak1:/srv/borg/lab: no backup has succeeded yet  -> mailstack backup run"),
 ])
 def test_each_problem_is_named_with_what_to_do_and_fails_the_exit_code(monkeypatch, capsys, change, says):
     code, out = run(monkeypatch, capsys, HEALTHY | change)
@@ -107,6 +113,7 @@ SAID = {
         "replication": "username\tpriority\tfast sync\tfull sync\tsuccess sync\tfailed\n"
                        "alice@x\tnone\t00:00:10\t00:01:00\t00:00:10\t-\n"
                        "bob@x\tnone\t-\t-\t-\ty\n",
+        "backup": "1000000\nmailstack_backup_last_success_timestamp_seconds 0\n",  # never
     },
     "store1": {"units": "", "mdstat": "Personalities : [raid10]\nmd127 : active raid10 vde[3] vdd[2] vdb[0]\n"
                                       "      520192 blocks super 1.2 512K chunks 2 near-copies [4/3] [UU_U]\n\n",
@@ -116,8 +123,9 @@ SAID = {
 
 def test_without_prometheus_the_hosts_are_read_directly(monkeypatch, capsys):
     said = {name: SAID.get(name, {"units": "active\n"}) for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1",
-                                                                      "out1", "store1")}
-    said["mx2"] = SAID["mx1"] | {"units": "active\nactive\nactive\nactive\n", "replication": "", "queue": ""}
+                                                                      "out1", "bak1", "store1")}
+    said["mx2"] = SAID["mx1"] | {"units": "active\nactive\nactive\nactive\n", "replication": "", "queue": "",
+                                 "backup": "1000000\nmailstack_backup_last_success_timestamp_seconds 999700\n"}
     monkeypatch.setattr(status_hosts, "read_hosts", lambda config: said)
     code = main(["status", "--inventory", str(LAB_INVENTORY), "--direct"])
     out = capsys.readouterr().out
@@ -127,7 +135,8 @@ def test_without_prometheus_the_hosts_are_read_directly(monkeypatch, capsys):
                  "FAIL smtp/mx2: DOWN", "FAIL mx1: 2 message(s) queued, 1 deferred; Rspamd does not answer",
                  "ok   mx2: 0 message(s) queued, 0 deferred",
                  "FAIL mx1: 2 user(s), the least recent synced never; failing: bob@x",
-                 "FAIL store1 md127: lacks 1 disk(s)"):
+                 "FAIL store1 md127: lacks 1 disk(s)",
+                 "ok   bak1:/srv/borg/lab: last good backup 5 min ago (from mx2)"):
         assert line in out, line
     assert "alerts:" not in out and "services:" not in out  # they need the mon host
 

@@ -1,0 +1,262 @@
+"""Backups of the mx hosts with BorgBackup, and restores from them.
+
+Each mx host runs ``mailstack-backup`` (``deploys/backup.py``): a systemd timer puts
+/var/vmail and the host's own state into one encrypted, deduplicated Borg repository per
+cluster on the backup host (``deploys/backup_host.py``), where the mx hosts' key can run
+nothing but ``borg serve`` for that repository. The standby mx host (the last one listed:
+HAProxy sends everything to the first that answers) takes the backups, so the active one
+carries no load; the other takes them only when the standby's have stopped.
+
+This module is the operator's side (``mailstack backup``): it runs the hosts' own tools
+over SSH (``mailstack-backup``, ``borg``, ``doveadm``) and reports.
+"""
+
+import json
+import shlex
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from . import keys, mailboxes, ssh
+from .config import Config, ConfigError
+from .inventory import host_data
+
+PASSPHRASE = "borg.pass"
+"""The repository key's passphrase, in the secrets folder."""
+SSH_KEY = "backup_ed25519"
+"""The key the mx hosts log in to the backup host with, in the secrets folder."""
+HOME = "/srv/borg"
+"""The borg user's home on the backup host; each cluster's repository is a folder in it."""
+SETTINGS = "/etc/mailstack/backup"
+SCRIPT = "/usr/local/sbin/mailstack-backup"
+MAIL_ARCHIVES = "mail-"
+AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
+"""Seconds since each mx host's last good backup, as ``mailstack status`` asks Prometheus."""
+MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
+"""find(1) tests for Maildir's message files: empty mailboxes hold none."""
+RESTORE_AREA = "/var/tmp/mailstack-restore"
+"""Where a restore unpacks an archive's mailbox on the mx host before importing it."""
+STATE_PATHS = ("/etc/mailstack", "/etc/dovecot", "/etc/postfix", "/etc/rspamd", "/var/lib/rspamd/dkim",
+               "/etc/letsencrypt")
+"""What each mx host keeps besides mail: its configuration, DKIM keys, certificates and their
+ACME accounts, and the secrets these files hold (doveadm's password, the repository key's)."""
+
+
+def repository_path(config: Config) -> str:
+    return f"{HOME}/{config.cluster.name}"
+
+
+def backup_host(config: Config) -> str:
+    return config.hosts_in("backup")[0]
+
+
+def repository_url(config: Config) -> str:
+    address = config.hosts[backup_host(config)].address
+    bracketed = f"[{address}]" if address.version == 6 else str(address)
+    return f"ssh://borg@{bracketed}:{config.ssh.port}{repository_path(config)}"
+
+
+def standby(config: Config) -> str:
+    """The mx host that takes the backups: the one HAProxy uses only when the first fails."""
+    return config.hosts_in("mx")[-1]
+
+
+def known_host_lines(config: Config, review: bool = False) -> str:
+    """The backup host's SSH host keys, from the known_hosts file the deploy trusts."""
+    name = backup_host(config)
+    data = host_data(config, name)
+    known_hosts = Path(data.get("ssh_known_hosts_file", "~/.ssh/known_hosts")).expanduser()
+    address = data["ssh_hostname"] if data["ssh_port"] == 22 else f"[{data['ssh_hostname']}]:{data['ssh_port']}"
+    found = subprocess.run(["ssh-keygen", "-F", address, "-f", str(known_hosts)], capture_output=True, text=True)
+    lines = [line for line in found.stdout.splitlines() if line and not line.startswith("#")]
+    if lines:
+        return "\n".join(lines) + "\n"
+    if review:
+        return f"# MISSING: {address} is not in {known_hosts}\n"
+    raise ConfigError(config.source, [
+        f"{config.source}: the SSH host key of backup host {name} ({address}) is not in {known_hosts};"
+        " the mx hosts trust only keys found there (connect to it once)"
+    ])
+
+
+class BackupError(Exception):
+    """A backup command that cannot go on, in one line."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str
+    time: datetime
+    """When it began, in the hosts' time (``cluster.timezone``)."""
+
+    @property
+    def host(self) -> str:
+        return self.name.rpartition("-")[2]
+
+
+def on_host(config: Config, host: str, command: str, timeout: float = 3600, input: str | None = None) -> str:
+    """``command``'s output on ``host``; a failure raises ``BackupError`` with what it said."""
+    result = ssh.run(config, host, command, timeout=timeout, input=input, text=True)
+    if result.returncode != 0:
+        said = [line for line in result.stderr.splitlines() if line.strip()]
+        raise BackupError(f"{host}: {said[-1] if said else f'{command} failed ({result.returncode})'}")
+    return result.stdout
+
+
+def on_every_host(config: Config, hosts: list[str], command: str) -> None:
+    """``command`` on each of ``hosts`` at once; the first failure raises ``BackupError``."""
+    with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
+        list(pool.map(lambda host: on_host(config, host, command), hosts))
+
+
+def answering_mx(config: Config) -> str:
+    """The standby mx host, or the other one if the standby does not answer."""
+    hosts = sorted(config.hosts_in("mx"), key=lambda name: name != standby(config))
+    for name in hosts:
+        if ssh.run(config, name, "true", timeout=30).returncode == 0:
+            return name
+    raise BackupError(f"no mx host answers over SSH ({', '.join(hosts)})")
+
+
+def archives(config: Config, host: str) -> list[Archive]:
+    """The repository's mail archives, oldest first."""
+    listed = json.loads(on_host(config, host, f"{SCRIPT} borg list --json --glob-archives '{MAIL_ARCHIVES}*'"))
+    return [Archive(found["name"], datetime.fromisoformat(found["time"])) for found in listed["archives"]]
+
+
+def archive_at(found: list[Archive], at: datetime | None) -> Archive:
+    """The newest archive made before ``at`` (or the newest of all)."""
+    before = [archive for archive in found if at is None or archive.time <= at]
+    if not before:
+        since = f" before {at:%Y-%m-%d %H:%M}" if at else ""
+        raise BackupError(f"no backup{since} in the repository (oldest: {found[0].time:%Y-%m-%d %H:%M})"
+                          if found and at else f"no backup{since} in the repository")
+    return before[-1]
+
+
+@dataclass(frozen=True)
+class Restored:
+    user: str
+    archive: Archive
+    folder: str | None
+    """The folder restored with those below it; None: the whole mailbox."""
+    into: str
+    """The folder the restored ones went below: "" for their own places."""
+    messages: int
+    """Messages put back."""
+    present: int
+    """Messages of the backup that were still there (in place), left as they are."""
+
+
+def restore(config: Config, user: str, folder: str | None = None, at: datetime | None = None,
+            beside: bool = False, host: str | None = None) -> Restored:
+    """Put ``user``'s mailbox (or ``folder`` and those below it) back as it was at ``at``: from the
+    newest archive before then, with Dovecot's own ``doveadm import``, so its indexes stay right and
+    replication carries the mail to the other mx host. In place, only the messages that are no
+    longer there come back (compared by their bytes); ``beside``, every message goes below a new
+    folder "Restored <time>" and nothing of the live mailbox changes. Each message put back is then
+    found in the mailbox with the bytes (SHA-256) and flags it had."""
+    if user not in {configured.address for configured in config.users}:
+        raise BackupError(f"{user}: no such user in {config.source}")
+    host = host or config.hosts_in("mx")[0]
+    archive = archive_at(archives(config, host), at)
+    local, _, domain = user.lower().partition("@")
+    maildir = f"var/vmail/{domain}/{local}/Maildir"
+    query = mailboxes.search(folder) if folder else "all"
+    into = f"Restored {archive.time:%Y-%m-%d %Hh%M}" if beside else ""  # Maildir++ takes no "." in a name
+    area = f"install -d -o vmail -g vmail -m 700 {RESTORE_AREA} && mktemp -d -p {RESTORE_AREA}"
+    work = on_host(config, host, area).strip()
+    try:
+        on_host(config, host, f"cd {work} && {SCRIPT} borg extract ::{archive.name} {maildir}"
+                              f" && chown -R vmail:vmail {work}")
+        location = f"maildir:{work}/{maildir}"
+        backed_up = mailboxes.messages(config, host, user, query, location)
+        if not backed_up:
+            raise BackupError(f"{archive.name} holds no {'folder ' + folder if folder else 'mail'} of {user}")
+        live = Counter() if beside else mailboxes.digests(config, host, user, query)
+        wanted = _missing(backed_up, live)
+        for source, uids in _by_folder(wanted).items():  # the copy's own hierarchy separator is Maildir++'s "."
+            on_host(config, host, f"doveadm import -u {shlex.quote(user)} -s {shlex.quote(location)}"
+                                  f" {shlex.quote(into)} mailbox {shlex.quote(source.replace('/', '.'))} uid {uids}")
+        found = mailboxes.digests(config, host, user, mailboxes.search(into) if beside else query) - live
+    finally:
+        on_host(config, host, f"rm -rf {work}")
+    found = Counter(message._replace(folder=message.folder.removeprefix(f"{into}/")) for message in found.elements())
+    restored = Counter(message for message, _ in wanted)
+    if missing := restored - found:
+        raise BackupError(f"{sum(missing.values())} of the {len(wanted)} messages put back from {archive.name} are"
+                          f" not in {user}'s mailbox as they were (first in {next(iter(missing)).folder})")
+    return Restored(user, archive, folder, into, len(wanted), len(backed_up) - len(wanted))
+
+
+def _missing(backed_up: list[tuple[mailboxes.Message, int]], live: Counter) -> list[tuple[mailboxes.Message, int]]:
+    """The messages of the backup whose bytes are no longer in their folder (flags aside)."""
+    left = Counter((message.folder, message.sha256) for message in live.elements())
+    missing = []
+    for message, uid in backed_up:
+        if left[message.folder, message.sha256]:
+            left[message.folder, message.sha256] -= 1
+        else:
+            missing.append((message, uid))
+    return missing
+
+
+def _by_folder(found: list[tuple[mailboxes.Message, int]]) -> dict[str, str]:
+    """The UIDs of each folder's messages, as a doveadm UID set."""
+    uids: dict[str, list[str]] = {}
+    for message, uid in found:
+        uids.setdefault(message.folder, []).append(str(uid))
+    return {folder: ",".join(numbers) for folder, numbers in uids.items()}
+
+
+def export_key(config: Config, host: str, out: Path) -> None:
+    """What reads the backups without the cluster: the repository's location, its key (which
+    borg keeps in the repository, encrypted) and the key's passphrase, in one 0600 file."""
+    key = on_host(config, host, f"{SCRIPT} borg key export :: /dev/stdout", timeout=120)
+    passphrase = (config.secrets_dir / PASSPHRASE).read_text().strip()
+    keys.write_private(out, (
+        f"# The Borg repository of mailstack cluster {config.cluster.name}: keep this offline.\n"
+        f"# Import the key with `borg key import REPOSITORY FILE` (the key part below) if the\n"
+        f"# repository's own copy is lost; borg asks for the passphrase.\n"
+        f"repository: {repository_url(config)}\npassphrase: {passphrase}\n\n{key}"
+    ).encode())
+
+
+@dataclass(frozen=True)
+class ClusterRestored:
+    archive: Archive
+    users: int
+    messages: int
+    bytes: int
+    seconds: float
+
+
+def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestored:
+    """Rebuild every mailbox on mx hosts that lost theirs (new, empty hosts after a disaster):
+    each host unpacks /var/vmail from the same archive at once, with Postfix and Dovecot
+    stopped meanwhile, and Dovecot checks every index; both hosts then hold the same mailboxes,
+    which replication finds in sync. Hosts that still hold mail are refused: restore one user
+    instead."""
+    started = time.monotonic()
+    hosts = config.hosts_in("mx")
+    for host in hosts:
+        if held := on_host(config, host, f"find /var/vmail {MESSAGE_FILES} -print | head -n 3").split():
+            raise BackupError(f"{host}: /var/vmail still holds mail ({', '.join(held)}): restore --cluster"
+                              " rebuilds lost mx hosts; to bring back one user's mail use --user")
+    archive = archive_at(archives(config, hosts[0]), at)
+    # No host may start (and replicate) before every host holds the archive's mailboxes.
+    on_every_host(config, hosts, "systemctl stop postfix dovecot")
+    on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
+                                 f" ::{archive.name} var/vmail")
+    on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
+    held = {host: {user.address: mailboxes.digests(config, host, user.address) for user in config.users}
+            for host in hosts}
+    if differing := [user.address for user in config.users if len({str(held[h][user.address]) for h in hosts}) > 1]:
+        raise BackupError(f"after the restore the mx hosts hold different mail for {', '.join(differing)}")
+    size = on_host(config, hosts[0], "du -sb /var/vmail").split()[0]
+    messages = sum(sum(found.values()) for found in held[hosts[0]].values())
+    return ClusterRestored(archive, len(config.users), messages, int(size), time.monotonic() - started)

@@ -1,0 +1,52 @@
+"""What a mailbox holds, message by message, as Dovecot itself reads it on an mx host: the
+SHA-256 of each message's bytes with its folder and flags. Two mailboxes (or a mailbox and
+a restored copy) hold the same mail when these agree."""
+
+import hashlib
+import json
+import shlex
+from collections import Counter
+from typing import NamedTuple
+
+from . import ssh
+from .config import Config
+
+EPHEMERAL_FLAGS = {"\\Recent"}
+"""Flags that belong to a session, not to the message."""
+
+
+class Message(NamedTuple):
+    folder: str
+    flags: str
+    sha256: str
+
+
+class MailboxError(Exception):
+    pass
+
+
+def messages(config: Config, host: str, user: str, query: str = "all",
+             location: str | None = None) -> list[tuple[Message, int]]:
+    """Each message of ``user`` on ``host`` that the doveadm search ``query`` finds, as
+    ``Message`` with its UID; ``location`` reads another mail store (a restored copy) as the user's."""
+    override = f"-o mail_location={shlex.quote(location)} " if location else ""
+    command = f"doveadm -f json {override}fetch -u {shlex.quote(user)} 'mailbox uid flags text' {query}"
+    result = ssh.run(config, host, command, timeout=600)
+    if result.returncode != 0:
+        raise MailboxError(f"{host}: doveadm fetch for {user} failed: {result.stderr.decode().strip()[-300:]}")
+    return [
+        (Message(fetched["mailbox"], " ".join(sorted(set(fetched["flags"].split()) - EPHEMERAL_FLAGS)),
+                 hashlib.sha256(fetched["text"].encode("utf-8", "surrogateescape")).hexdigest()),
+         int(fetched["uid"]))
+        for fetched in json.loads(result.stdout or b"[]")
+    ]
+
+
+def digests(config: Config, host: str, user: str, query: str = "all", location: str | None = None) -> Counter:
+    """The messages ``messages`` finds, counted."""
+    return Counter(message for message, _ in messages(config, host, user, query, location))
+
+
+def search(folder: str) -> str:
+    """The doveadm search query for ``folder`` and the folders below it."""
+    return f"'(' mailbox {shlex.quote(folder)} OR mailbox {shlex.quote(folder + '/*')} ')'"

@@ -1,0 +1,174 @@
+"""Backups end to end: bob's folder, with flags and keywords, is backed up by the standby mx
+host into bak1's repository; deleted, it comes back as it was (every message's SHA-256 and
+flags) on both mx hosts; restored beside, nothing of the live mailbox changes while mail
+arrives; the backup key runs borg for this repository only; a wrong passphrase and a
+damaged segment are named."""
+
+import imaplib
+import json
+import time
+
+import pytest
+
+from mailstack import backup as backups
+from mailstack import mailboxes
+from mailstack.cli import main
+from mailstack.lab.mailcheck import message
+from tests.lab.clients import SubmitLoop
+from tests.lab.faults import wait_for
+from tests.support import ssh
+
+pytestmark = pytest.mark.lab
+
+FOLDER = "Projects"
+# (subject, flags) of the messages in the folder, and one in a folder below it
+MESSAGES = [("plan", r"\Seen"), ("budget", r"\Seen \Flagged $Forwarded"), ("draft", r"\Draft mailstack-kept"),
+            ("unread", "")]
+
+
+def inventory(lab) -> str:
+    return str(lab.config.source.with_suffix(".py"))
+
+
+def bob(vip) -> str:
+    return vip.user("bob")
+
+
+def contents(lab, vip, host: str = "mx1"):
+    return mailboxes.digests(lab.config, host, bob(vip), mailboxes.search(FOLDER))
+
+
+def replicated(lab, vip, wanted) -> bool:
+    return contents(lab, vip, "mx2") == wanted
+
+
+def remove_folders(lab, vip) -> None:
+    """bob's test folders and restored copies, gone from both mx hosts."""
+    ssh(lab, "mx1", f"doveadm mailbox delete -r -s -u {bob(vip)} {FOLDER} 'Restored *' 2>/dev/null; true")
+    wait_for(lambda: replicated(lab, vip, mailboxes.Counter()), 60, "mx2 no longer holds bob's folders")
+
+
+@pytest.fixture(scope="module")
+def backed_up(lab, vip):
+    """bob's Projects and Projects/2024, then a backup; what the folders held."""
+    remove_folders(lab, vip)
+    with vip.imap("bob") as imap:
+        for folder in (FOLDER, f"{FOLDER}/2024"):
+            imap.create(folder)
+        for number, (subject, flags) in enumerate(MESSAGES):
+            folder = FOLDER if number else f"{FOLDER}/2024"
+            mail = message(vip.user("alice"), bob(vip), f"backup {subject}", body=f"{subject} {'x' * 200}\n")
+            imap.append(folder, f"({flags})", imaplib.Time2Internaldate(time.time() - 86400 * number),
+                        mail.as_bytes())
+    wanted = contents(lab, vip)
+    assert sum(wanted.values()) == len(MESSAGES)
+    wait_for(lambda: replicated(lab, vip, wanted), 60, "mx2 holds bob's folders")
+    assert main(["backup", "run", "-i", inventory(lab)]) == 0
+    yield wanted
+    remove_folders(lab, vip)
+
+
+def test_the_standby_took_the_backup_and_status_shows_it(lab, backed_up, capsys):
+    found = backups.archives(lab.config, "mx1")
+    assert found and found[-1].host == backups.standby(lab.config)
+    assert main(["status", "--direct", "-i", inventory(lab)]) in (0, 1)
+    repository = f"{backups.backup_host(lab.config)}:{backups.repository_path(lab.config)}"
+    line = next(line for line in capsys.readouterr().out.splitlines() if repository in line)
+    assert "last good backup" in line and f"(from {backups.standby(lab.config)})" in line, line
+
+
+def test_a_deleted_folder_comes_back_as_it_was_on_both_mx_hosts(lab, vip, backed_up):
+    with vip.imap("bob") as imap:
+        for folder in (f"{FOLDER}/2024", FOLDER):
+            assert imap.delete(folder)[0] == "OK"
+    wait_for(lambda: replicated(lab, vip, mailboxes.Counter()), 60, "the deletion reaches mx2")
+
+    assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "-i", inventory(lab)]) == 0
+    assert contents(lab, vip) == backed_up
+    wait_for(lambda: replicated(lab, vip, backed_up), 60, "the restored folder reaches mx2")
+
+
+def test_a_restore_in_place_doubles_nothing_that_is_still_there(lab, vip, backed_up):
+    assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "-i", inventory(lab)]) == 0
+    assert contents(lab, vip) == backed_up
+
+
+def test_a_restore_beside_changes_nothing_of_the_live_mailbox_while_mail_arrives(lab, vip, backed_up, capsys):
+    live = mailboxes.digests(lab.config, "mx1", bob(vip))
+    with vip.imap("bob") as session, SubmitLoop(vip) as arriving:
+        session.select("INBOX")
+        assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "--beside", "--json",
+                     "-i", inventory(lab)]) == 0
+        wait_for(lambda: len(arriving.accepted) >= 3, 60, "mail arrives during the restore")
+    into = json.loads(capsys.readouterr().out.splitlines()[-1])["into"]
+    after = mailboxes.digests(lab.config, "mx1", bob(vip))
+    beside = mailboxes.Counter({m: n for m, n in after.items() if m.folder.startswith(f"{into}/")})
+    assert not live - (after - beside), "a message of the live mailbox changed or went away"
+    assert mailboxes.Counter(m._replace(folder=m.folder.removeprefix(f"{into}/")) for m in beside.elements()) \
+        == backed_up
+
+
+def test_the_backup_key_runs_borg_for_this_repository_only(lab):
+    key = f"-i {backups.SETTINGS}/id_ed25519 -o UserKnownHostsFile={backups.SETTINGS}/known_hosts -o BatchMode=yes"
+    address = lab.config.hosts[backups.backup_host(lab.config)].address
+    shell = lab.run("mx1", f"ssh {key} borg@{address} 'echo SHELL; id'")
+    assert "SHELL" not in shell.stdout and "uid=" not in shell.stdout
+    other = lab.run("mx1", f"BORG_RSH='ssh {key}' borg list ssh://borg@{address}/srv/borg/other")
+    assert other.returncode != 0 and "Repository path not allowed" in other.stderr, other.stderr
+
+
+def test_a_wrong_passphrase_is_named(lab, capsys):
+    host = backups.standby(lab.config)
+    passphrase = f"{backups.SETTINGS}/passphrase"
+    ssh(lab, host, f"cp -p {passphrase} {passphrase}.kept && echo wrong > {passphrase}")
+    try:
+        assert main(["backup", "list", "-i", inventory(lab)]) == 1
+    finally:
+        ssh(lab, host, f"mv {passphrase}.kept {passphrase}")
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "passphrase" in error and "incorrect" in error, error
+
+
+def test_a_damaged_segment_fails_the_check_which_names_it(lab, backed_up, capfd):
+    repository = backups.repository_path(lab.config)
+    segment = ssh(lab, "bak1", f"ls -v {repository}/data/*/* | tail -n 1").strip()
+    ssh(lab, "bak1", f"cp -p {segment} /root/segment.kept"
+                     f" && printf 'damaged' | dd of={segment} bs=1 seek=100 conv=notrunc status=none")
+    try:
+        assert main(["backup", "check", "-i", inventory(lab)]) != 0
+    finally:
+        ssh(lab, "bak1", f"mv /root/segment.kept {segment}")
+    said = capfd.readouterr()
+    assert f"segment {segment.rpartition('/')[2]}" in said.out + said.err, said.err[-2000:]
+    assert main(["backup", "check", "-i", inventory(lab)]) == 0
+
+
+def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, backed_up, capsys):
+    """Both mx hosts lose /var/vmail; restore --cluster brings every mailbox back from the last
+    backup, the same on both, and replication carries on. (Each host's mail is kept aside and put
+    back should the restore fail, so the lab stays whole for the tests after this one.)"""
+    users = [user.address for user in lab.config.users]
+    before = {user: mailboxes.digests(lab.config, "mx1", user) for user in users}
+    assert main(["backup", "run", "-i", inventory(lab)]) == 0
+    hosts = lab.config.hosts_in("mx")
+    for command in ("systemctl stop postfix dovecot",
+                    "mv /var/vmail /var/vmail.drill && install -d -o vmail -g vmail -m 750 /var/vmail",
+                    "systemctl start dovecot postfix"):
+        for host in hosts:
+            ssh(lab, host, command)
+    restored = False
+    try:
+        assert main(["backup", "restore", "--cluster", "--json", "-i", inventory(lab)]) == 0
+        restored = True
+    finally:
+        undo = "" if restored else ("systemctl stop postfix dovecot && rm -rf /var/vmail && mv /var/vmail.drill"
+                                    " /var/vmail && systemctl start dovecot postfix && ")
+        for host in hosts:
+            ssh(lab, host, undo + "rm -rf /var/vmail.drill")
+    report = json.loads(capsys.readouterr().out.splitlines()[-1])
+    print(f"disaster drill: {report['users']} mailboxes, {report['messages']} messages, {report['bytes']} bytes"
+          f" restored on {len(hosts)} mx hosts in {report['seconds']} s")
+    for host in hosts:
+        assert {user: mailboxes.digests(lab.config, host, user) for user in users} == before, host
+    wait_for(lambda: "\ty" not in ssh(lab, "mx1", "doveadm -f tab replicator status '*'"), 60,
+             "replication works for every user after the restore")
