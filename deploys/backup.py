@@ -43,6 +43,7 @@ def values(target: Target) -> dict:
         "standby": target.name == backups.standby(config),
         "state_paths": backups.STATE_PATHS,
         "archives": backups.MAIL_ARCHIVES,
+        "state_archives": backups.STATE_ARCHIVES,
         "settings": backups.SETTINGS,
         "cache": CACHE,
         "textfiles": node_exporter.TEXTFILES,

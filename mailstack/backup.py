@@ -11,9 +11,11 @@ This module is the operator's side (``mailstack backup``): it runs the hosts' ow
 over SSH (``mailstack-backup``, ``borg``, ``doveadm``) and reports.
 """
 
+import io
 import json
 import shlex
 import subprocess
+import tarfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +36,7 @@ HOME = "/srv/borg"
 SETTINGS = "/etc/mailstack/backup"
 SCRIPT = "/usr/local/sbin/mailstack-backup"
 MAIL_ARCHIVES = "mail-"
+STATE_ARCHIVES = "state-"
 AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
 """Seconds since each mx host's last good backup, as ``mailstack status`` asks Prometheus."""
 MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
@@ -98,19 +101,34 @@ class Archive:
         return self.name.rpartition("-")[2]
 
 
-def on_host(config: Config, host: str, command: str, timeout: float = 3600, input: str | None = None) -> str:
+def on_host(config: Config, host: str, command: str, timeout: float = 3600, input: bytes | None = None) -> str:
     """``command``'s output on ``host``; a failure raises ``BackupError`` with what it said."""
-    result = ssh.run(config, host, command, timeout=timeout, input=input, text=True)
+    result = ssh.run(config, host, command, timeout=timeout, input=input)
     if result.returncode != 0:
-        said = [line for line in result.stderr.splitlines() if line.strip()]
+        said = [line for line in result.stderr.decode(errors="replace").splitlines() if line.strip()]
         raise BackupError(f"{host}: {said[-1] if said else f'{command} failed ({result.returncode})'}")
-    return result.stdout
+    return result.stdout.decode(errors="replace")
 
 
 def on_every_host(config: Config, hosts: list[str], command: str) -> None:
     """``command`` on each of ``hosts`` at once; the first failure raises ``BackupError``."""
     with ThreadPoolExecutor(max_workers=len(hosts)) as pool:
         list(pool.map(lambda host: on_host(config, host, command), hosts))
+
+
+def save_state(config: Config, host: str) -> str:
+    """The operator's side of the cluster's state, which no host holds whole: the configuration
+    file and its secrets folder (every key and password mailstack made or was given there), as a
+    tar file in the archive ``state-<time>``. It goes through ``host`` on SSH's standard input,
+    never on a command line."""
+    bundle = io.BytesIO()
+    with tarfile.open(fileobj=bundle, mode="w") as tar:
+        tar.add(config.source, arcname=config.source.name)
+        tar.add(config.secrets_dir, arcname=f"secrets/{config.cluster.name}")
+    name = f"{STATE_ARCHIVES}{datetime.now():%Y-%m-%dT%H:%M:%S}"
+    on_host(config, host, f"{SCRIPT} borg create --stdin-name {config.cluster.name}-state.tar ::{name} -",
+            input=bundle.getvalue())
+    return name
 
 
 def answering_mx(config: Config) -> str:

@@ -172,3 +172,18 @@ def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, back
         assert {user: mailboxes.digests(lab.config, host, user) for user in users} == before, host
     wait_for(lambda: "\ty" not in ssh(lab, "mx1", "doveadm -f tab replicator status '*'"), 60,
              "replication works for every user after the restore")
+
+
+def test_the_configuration_and_secrets_are_kept_and_the_key_exported_for_offline(lab, backed_up, tmp_path, capsys):
+    newest = ssh(lab, "mx1", f"{backups.SCRIPT} borg list --short --glob-archives '{backups.STATE_ARCHIVES}*'"
+                             " --last 1").strip()
+    kept = ssh(lab, "mx1", f"{backups.SCRIPT} borg extract --stdout ::{newest} | tar -t").split()
+    assert {"lab.yml", "secrets/lab/vrrp.pass", f"secrets/lab/{backups.PASSPHRASE}"} <= set(kept), kept
+
+    out = tmp_path / "offline" / "lab-borg-key"
+    assert main(["backup", "export-key", "--out", str(out), "-i", inventory(lab)]) == 0
+    passphrase = (lab.config.secrets_dir / backups.PASSPHRASE).read_text().strip()
+    exported = out.read_text()
+    assert out.stat().st_mode & 0o777 == 0o600
+    assert "BORG_KEY " in exported and f"passphrase: {passphrase}" in exported
+    assert passphrase not in capsys.readouterr().out
