@@ -26,6 +26,7 @@ from pathlib import Path
 from . import keys, mailboxes, ssh
 from .config import Config, ConfigError
 from .inventory import host_data
+from .services import TEXTFILES
 
 PASSPHRASE = "borg.pass"
 """The repository key's passphrase, in the secrets folder."""
@@ -37,6 +38,8 @@ SETTINGS = "/etc/mailstack/backup"
 SCRIPT = "/usr/local/sbin/mailstack-backup"
 MAIL_ARCHIVES = "mail-"
 STATE_ARCHIVES = "state-"
+METRICS = f"{TEXTFILES}/backup.prom"
+"""How the last backup of a host went, for the node exporter and ``mailstack status``."""
 AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
 """Seconds since each mx host's last good backup, as ``mailstack status`` asks Prometheus."""
 MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"

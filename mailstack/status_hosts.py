@@ -18,7 +18,6 @@ from pathlib import Path
 
 from . import backup
 from .config import Config
-from .services import TEXTFILES
 from .ssh import ssh_config
 
 TIMEOUT = 30
@@ -46,7 +45,7 @@ def script(config: Config, name: str) -> str:
     if "mx" in groups:
         parts["queue"] = "postqueue -j"
         parts["replication"] = "doveadm -f tab replicator status '*'"
-        parts["backup"] = f"date +%s; cat {TEXTFILES}/backup.prom 2>/dev/null"
+        parts["backup"] = f"date +%s; cat {backup.METRICS} 2>/dev/null"
     if "storage" in groups:
         parts["mdstat"] = "cat /proc/mdstat 2>/dev/null"
         parts["zpool"] = "zpool list -H -o name,health 2>/dev/null"
