@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import running_lab  # noqa: E402
 from mailstack import backup as backups  # noqa: E402
-from mailstack.inventory import load_for  # noqa: E402
 from mailstack.lab import Lab  # noqa: E402
 from tests.lab import faults  # noqa: E402
 
@@ -90,10 +90,7 @@ def main() -> int:
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--inventory", default="inventories/lab.py")
     options = parser.parse_args()
-    lab = Lab(load_for(options.inventory))
-    if not all(row["ssh"] == "ready" for row in lab.status()):
-        print("the lab is not up: run `make lab` first", file=sys.stderr)
-        return 2
+    lab = running_lab(options.inventory)
     remove(lab)
     rows = []
     print(f"{'messages':>8} {'read MB':>8} {'new MB':>7} {'backup s':>9} {'again s':>8} {'restore s':>10}"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mailstack.inventory import load_for  # noqa: E402
+from bench.common import running_lab  # noqa: E402
 from mailstack.lab import Lab, mailcheck  # noqa: E402
 from tests.lab import clients, faults  # noqa: E402
 
@@ -53,10 +53,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (default 3)")
     parser.add_argument("--inventory", default="inventories/lab.py")
     options = parser.parse_args()
-    lab = Lab(load_for(options.inventory))
-    if not all(row["ssh"] == "ready" for row in lab.status()):
-        print("the lab is not up: run `make lab` first", file=sys.stderr)
-        return 2
+    lab = running_lab(options.inventory)
     client = mailcheck.cluster(lab, mailcheck.pebble_root(lab))
     print(f"{'scenario':28} {'takeover, s':32} {'client outage, s':32}")
     for name, fail in scenarios(lab).items():

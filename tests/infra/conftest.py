@@ -14,7 +14,7 @@ import testinfra
 
 from mailstack import certificates
 from mailstack.inventory import load_for
-from mailstack.ssh import ssh_config
+from mailstack.ssh import config_file
 
 
 def _inventory(config) -> Path | None:
@@ -52,9 +52,7 @@ def pytest_generate_tests(metafunc):
     chosen = metafunc.config.getoption("--limit")
     names = [name for name, host in config.hosts.items()
              if (not groups or set(groups) & set(host.groups)) and (not chosen or name in chosen.split(","))]
-    ssh_file = config.secrets_dir / "ssh_config"
-    ssh_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    ssh_file.write_text(ssh_config(config))
+    ssh_file = config_file(config)
     hosts = [testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_file)) for name in names]
     metafunc.parametrize("host", hosts, ids=names, scope="module")
 
