@@ -274,7 +274,7 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} var/vmail")
     on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
-    held = {host: {user.address: mailboxes.digests(config, host, user.address) for user in config.users}
+    held = {host: {user.address: mailboxes.index(config, host, user.address) for user in config.users}
             for host in hosts}
     if differing := [user.address for user in config.users if len({str(held[h][user.address]) for h in hosts}) > 1]:
         raise BackupError(f"after the restore the mx hosts hold different mail for {', '.join(differing)}")

@@ -25,21 +25,37 @@ class MailboxError(Exception):
     pass
 
 
-def messages(config: Config, host: str, user: str, query: str = "all",
-             location: str | None = None) -> list[tuple[Message, int]]:
-    """Each message of ``user`` on ``host`` that the doveadm search ``query`` finds, as
-    ``Message`` with its UID; ``location`` reads another mail store (a restored copy) as the user's."""
+def fetch(config: Config, host: str, user: str, fields: str, query: str = "all",
+          location: str | None = None) -> list[dict]:
+    """``doveadm fetch`` of ``fields`` for each message of ``user`` on ``host`` that the search
+    ``query`` finds; ``location`` reads another mail store (a restored copy) as the user's."""
     override = f"-o mail_location={shlex.quote(location)} " if location else ""
-    command = f"doveadm -f json {override}fetch -u {shlex.quote(user)} 'mailbox uid flags text' {query}"
+    command = f"doveadm -f json {override}fetch -u {shlex.quote(user)} {shlex.quote(fields)} {query}"
     result = ssh.run(config, host, command, timeout=600)
     if result.returncode != 0:
         raise MailboxError(f"{host}: doveadm fetch for {user} failed: {result.stderr.decode().strip()[-300:]}")
+    return json.loads(result.stdout or b"[]")
+
+
+def _flags(fetched: dict) -> str:
+    return " ".join(sorted(set(fetched["flags"].split()) - EPHEMERAL_FLAGS))
+
+
+def messages(config: Config, host: str, user: str, query: str = "all",
+             location: str | None = None) -> list[tuple[Message, int]]:
+    """Each message ``query`` finds, as ``Message`` (its bytes hashed) with its UID."""
     return [
-        (Message(fetched["mailbox"], " ".join(sorted(set(fetched["flags"].split()) - EPHEMERAL_FLAGS)),
-                 hashlib.sha256(fetched["text"].encode("utf-8", "surrogateescape")).hexdigest()),
-         int(fetched["uid"]))
-        for fetched in json.loads(result.stdout or b"[]")
+        (Message(fetched["mailbox"], _flags(fetched),
+                 hashlib.sha256(fetched["text"].encode("utf-8", "surrogateescape")).hexdigest()), int(fetched["uid"]))
+        for fetched in fetch(config, host, user, "mailbox uid flags text", query, location)
     ]
+
+
+def index(config: Config, host: str, user: str) -> Counter:
+    """Each message of ``user`` as Dovecot's index knows it (folder, GUID, flags), without reading
+    the messages: enough to tell two copies of the same store apart cheaply."""
+    return Counter((fetched["mailbox"], fetched["guid"], _flags(fetched))
+                   for fetched in fetch(config, host, user, "mailbox guid flags"))
 
 
 def digests(config: Config, host: str, user: str, query: str = "all", location: str | None = None) -> Counter:

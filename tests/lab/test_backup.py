@@ -7,6 +7,7 @@ damaged segment are named."""
 import imaplib
 import json
 import time
+from collections import Counter
 
 import pytest
 
@@ -45,7 +46,7 @@ def replicated(lab, vip, wanted) -> bool:
 def remove_folders(lab, vip) -> None:
     """bob's test folders and restored copies, gone from both mx hosts."""
     ssh(lab, "mx1", f"doveadm mailbox delete -r -s -u {bob(vip)} {FOLDER} 'Restored *' 2>/dev/null; true")
-    wait_for(lambda: replicated(lab, vip, mailboxes.Counter()), 60, "mx2 no longer holds bob's folders")
+    wait_for(lambda: replicated(lab, vip, Counter()), 60, "mx2 no longer holds bob's folders")
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +82,7 @@ def test_a_deleted_folder_comes_back_as_it_was_on_both_mx_hosts(lab, vip, backed
     with vip.imap("bob") as imap:
         for folder in (f"{FOLDER}/2024", FOLDER):
             assert imap.delete(folder)[0] == "OK"
-    wait_for(lambda: replicated(lab, vip, mailboxes.Counter()), 60, "the deletion reaches mx2")
+    wait_for(lambda: replicated(lab, vip, Counter()), 60, "the deletion reaches mx2")
 
     assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "-i", inventory(lab)]) == 0
     assert contents(lab, vip) == backed_up
@@ -102,9 +103,9 @@ def test_a_restore_beside_changes_nothing_of_the_live_mailbox_while_mail_arrives
         wait_for(lambda: len(arriving.accepted) >= 3, 60, "mail arrives during the restore")
     into = json.loads(capsys.readouterr().out.splitlines()[-1])["into"]
     after = mailboxes.digests(lab.config, "mx1", bob(vip))
-    beside = mailboxes.Counter({m: n for m, n in after.items() if m.folder.startswith(f"{into}/")})
+    beside = Counter({m: n for m, n in after.items() if m.folder.startswith(f"{into}/")})
     assert not live - (after - beside), "a message of the live mailbox changed or went away"
-    assert mailboxes.Counter(m._replace(folder=m.folder.removeprefix(f"{into}/")) for m in beside.elements()) \
+    assert Counter(m._replace(folder=m.folder.removeprefix(f"{into}/")) for m in beside.elements()) \
         == backed_up
 
 
@@ -131,9 +132,9 @@ def test_a_wrong_passphrase_is_named(lab, capsys):
 
 def test_a_damaged_segment_fails_the_check_which_names_it(lab, backed_up, capfd):
     repository = backups.repository_path(lab.config)
-    segment = ssh(lab, "bak1", f"ls -v {repository}/data/*/* | tail -n 1").strip()
-    ssh(lab, "bak1", f"cp -p {segment} /root/segment.kept"
-                     f" && printf 'damaged' | dd of={segment} bs=1 seek=100 conv=notrunc status=none")
+    segment = ssh(lab, "bak1", f"ls -S {repository}/data/*/* | head -n 1").strip()  # the largest: it holds data
+    ssh(lab, "bak1", f"cp -p {segment} /root/segment.kept && printf 'damaged' | dd of={segment} bs=1"
+                     f" seek=$(( $(stat -c %s {segment}) / 2 )) conv=notrunc status=none")
     try:
         assert main(["backup", "check", "-i", inventory(lab)]) != 0
     finally:
