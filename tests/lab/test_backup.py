@@ -79,12 +79,14 @@ def test_the_standby_took_the_backup_and_status_shows_it(lab, backed_up, capsys)
 
 
 def test_a_deleted_folder_comes_back_as_it_was_on_both_mx_hosts(lab, vip, backed_up):
+    before_deletion = ssh(lab, "mx1", "date '+%Y-%m-%dT%H:%M:%S'").strip()
     with vip.imap("bob") as imap:
         for folder in (f"{FOLDER}/2024", FOLDER):
             assert imap.delete(folder)[0] == "OK"
     wait_for(lambda: replicated(lab, vip, Counter()), 60, "the deletion reaches mx2")
 
-    assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "-i", inventory(lab)]) == 0
+    assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "--at", before_deletion,
+                 "-i", inventory(lab)]) == 0
     assert contents(lab, vip) == backed_up
     wait_for(lambda: replicated(lab, vip, backed_up), 60, "the restored folder reaches mx2")
 
