@@ -1,0 +1,62 @@
+"""The parts of ``mailstack backup`` that need no host: which archive a time chooses, which
+messages a restore puts back, and what the command refuses before touching any host."""
+
+from collections import Counter
+from datetime import datetime
+
+import pytest
+
+from mailstack import backup as backups
+from mailstack.cli import main
+from mailstack.config import ConfigError
+from mailstack.inventory import load_for
+from mailstack.mailboxes import Message
+from tests.support import LAB_INVENTORY
+
+ARCHIVES = [backups.Archive(f"mail-2026-12-02T{hour:02}:00:00-mx2", datetime(2026, 12, 2, hour)) for hour in (8, 9, 10)]
+
+
+def test_the_newest_archive_before_the_time_is_chosen():
+    assert backups.archive_at(ARCHIVES, datetime(2026, 12, 2, 9, 30)).name == "mail-2026-12-02T09:00:00-mx2"
+    assert backups.archive_at(ARCHIVES, None) == ARCHIVES[-1]
+    assert ARCHIVES[0].host == "mx2"
+
+
+def test_a_time_before_every_archive_is_refused_with_the_oldest():
+    with pytest.raises(backups.BackupError, match="no backup before 2026-12-02 07:00 .*oldest: 2026-12-02 08:00"):
+        backups.archive_at(ARCHIVES, datetime(2026, 12, 2, 7))
+
+
+def test_only_messages_no_longer_there_come_back_and_a_copy_counts_once():
+    kept, lost, twice = (Message("Projects", "\\Seen", digest) for digest in ("a", "b", "c"))
+    backed_up = [(kept, 1), (lost, 2), (twice, 3), (twice, 4)]
+    live = Counter({kept._replace(flags=""): 1, twice: 1})  # flags changed since: still there
+    assert backups._missing(backed_up, live) == [(lost, 2), (twice, 4)]
+    assert backups._by_folder([(lost, 2), (twice, 4), (Message("Other", "", "d"), 9)]) == {"Projects": "2,4",
+                                                                                           "Other": "9"}
+
+
+@pytest.mark.parametrize("arguments, says", [
+    (["restore"], "give --user (or --cluster)"),
+    (["restore", "--cluster", "--user", "bob@mailstack.test"], "leave out --user, --folder and --beside"),
+    (["export-key"], "give --out FILE"),
+    (["list", "--host", "lb1"], "--host lb1: no mx host of that name"),
+])
+def test_wrong_arguments_get_one_line_before_any_host(arguments, says, capsys):
+    assert main(["backup", *arguments, "-i", str(LAB_INVENTORY)]) == 2
+    error = capsys.readouterr().err
+    assert says in error and error.count("\n") == 1, error
+
+
+def test_an_unknown_user_is_refused_before_any_host():
+    with pytest.raises(backups.BackupError, match="nobody@mailstack.test: no such user in .*lab.yml"):
+        backups.restore(load_for(LAB_INVENTORY), "nobody@mailstack.test")
+
+
+def test_the_backup_hosts_key_must_be_known(tmp_path):
+    config = load_for(LAB_INVENTORY)
+    object.__setattr__(config.ssh, "known_hosts", str(tmp_path / "empty"))
+    (tmp_path / "empty").write_text("")
+    with pytest.raises(ConfigError, match="SSH host key of backup host bak1 .* is not in"):
+        backups.known_host_lines(config)
+    assert backups.known_host_lines(config, review=True).startswith("# MISSING")
