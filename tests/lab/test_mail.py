@@ -152,10 +152,22 @@ def test_certificate_is_from_pebble_and_a_renewal_reloads_services(lab, mx):
 # A Dovecot reload (the certificate renewal above) ends the peer's dsync sessions it serves;
 # the replicator on this host logs that as an error and syncs again.
 CUT_BY_PEER_RELOAD = re.compile(r"doveadm\([^)]*\)<[^>]*><[^>]*>: Error: read\(SSL [0-9.]+\) failed: EOF")
+# An smtpd that starts while Dovecot reloads may find its auth service between processes and
+# exit (Postfix starts another for the next client); seen 18 ms after the reload's SIGHUP.
+SASL_DURING_RELOAD = re.compile(r"postfix/\w+/smtpd\[\d+\]: fatal: no SASL authentication mechanisms")
+RELOAD = "master: Warning: SIGHUP received - reloading configuration"
 
 
 def test_logs_hold_no_errors(lab, mx, started):
-    """Last in this module: nothing failed in Postfix, Dovecot, Rspamd or Redis while the tests ran."""
+    """Last in this module: nothing failed in Postfix, Dovecot, Rspamd or Redis while the tests ran,
+    except what a reload of Dovecot's does to the connections it cuts (within a second of it)."""
     units = " ".join(f"-u {unit}" for unit in ("postfix@-", "postfix", "dovecot", "rspamd", "redis-server"))
-    journal = ssh(lab, mx.host, f"journalctl -q --no-pager -p err --since '{started}' {units} || true")
-    assert [line for line in journal.splitlines() if not CUT_BY_PEER_RELOAD.search(line)] == []
+    journal = ssh(lab, mx.host, f"journalctl -q --no-pager -o short-unix --since '{started}' {units} || true")
+    reloads = [float(line.split()[0]) for line in journal.splitlines() if RELOAD in line]
+    errors = ssh(lab, mx.host, f"journalctl -q --no-pager -o short-unix -p err --since '{started}' {units} || true")
+
+    def after_a_reload(line: str) -> bool:
+        return bool(SASL_DURING_RELOAD.search(line)) and any(0 <= float(line.split()[0]) - at <= 1 for at in reloads)
+
+    assert [line for line in errors.splitlines()
+            if not CUT_BY_PEER_RELOAD.search(line) and not after_a_reload(line)] == []
