@@ -5,7 +5,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from deploys.common import configured_service
-from mailstack import certificates, services
+from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 
 PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"]
@@ -35,6 +35,7 @@ def values(target: Target) -> dict:
         "peers": [name for name in config.hosts_in("mx") if name != target.name],
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,
+        "migration_master": f"{migration.MASTER_USER}:{migration.master_hash(config)}" if config.migration else None,
     }
 
 
@@ -45,6 +46,7 @@ DOVECOT = Component(
         ManagedFile("/etc/dovecot/dovecot.conf"),
         ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
         ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
+        ManagedFile("/etc/dovecot/master-users", mode="640", group="dovecot"),
         ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
     ),
     check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",

@@ -97,6 +97,7 @@ def firewall():
 ANYWHERE = ()
 LAB_SERVICES = (("udp", 53, "DNS"), ("tcp", 53, "DNS"), ("tcp", 14000, "pebble ACME"), ("tcp", 15000, "pebble roots"))
 OUTSIDE_SERVICES = (("udp", 53, "validating DNS resolver"), ("tcp", 53, "validating DNS resolver"))
+LEGACY_SERVICES = (("tcp", 993, "the old server's IMAPS"), ("tcp", 25, "the old server's SMTP"))
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in LAB_SERVICES]
     if "outside" in groups:
         rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in OUTSIDE_SERVICES]
+    if "legacy" in groups:
+        rules += [Allow(f"{why} (lab)", protocol, port) for protocol, port, why in LEGACY_SERVICES]
     return rules
 
 

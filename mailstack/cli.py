@@ -9,6 +9,8 @@ import smtplib
 import subprocess
 import sys
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from xml.etree import ElementTree
@@ -18,6 +20,7 @@ from dns import exception as dns_exception
 from . import PROJECT, certificates, mailboxes, records, secrets, ssh, status, users
 from . import backup as backups
 from . import dns as dns_records
+from . import migration as migrations
 from .config import GROUPS, ConfigError
 from .config.types import format_size
 from .inventory import load_for
@@ -197,6 +200,122 @@ def _backup_export_key(config, args) -> int:
 
 BACKUP_ACTIONS = {"list": _backup_list, "run": _backup_run, "check": _backup_check, "restore": _backup_restore,
                   "export-key": _backup_export_key}
+
+
+def migrate(args) -> int:
+    """Move mail from the old IMAP server onto the cluster: plan, sync, verify, status (docs/migration.md)."""
+    config = load_for(args.inventory)
+    if config.migration is None:
+        raise ConfigError(config.source, [f"{config.source}: migration: missing (the old server's source and"
+                                          " credentials)"])
+    chosen = migrations.check_users(config, args.user or [])
+    try:
+        if args.action == "status":
+            return _migrate_status(config, chosen, args)
+        return MIGRATE_ACTIONS[args.action](config, chosen, migrations.credentials(config), args)
+    except (migrations.MigrationError, subprocess.TimeoutExpired) as error:
+        print(f"mailstack migrate: {error}", file=sys.stderr)
+        return 1
+
+
+ASSUMED_RATE = 2e6
+"""Bytes per second a plan assumes before any sync measured the real rate."""
+
+
+def _measured_rate(config) -> float | None:
+    synced = [entry for entry in migrations.history(config) if entry["step"] == "sync" and not entry.get("error")]
+    seconds = sum(entry["seconds"] for entry in synced)
+    return sum(entry["bytes"] for entry in synced) / seconds if seconds else None
+
+
+def _migrate_plan(config, chosen, login, args) -> int:
+    plans = migrations.plan(config, chosen, login)
+    rate = _measured_rate(config)
+    migrations.record(config, "plan", [{"user": p.user, "folders": p.folders, "messages": p.messages,
+                                        "bytes": p.bytes, "fits": p.fits} for p in plans])
+    if args.json:
+        print(json.dumps([{"user": p.user, "folders": p.folders, "messages": p.messages, "bytes": p.bytes,
+                           "quota": p.quota, "fits": p.fits, "seconds": round(p.bytes / (rate or ASSUMED_RATE))}
+                          for p in plans], indent=2))
+        return 0
+    print(f"{'user':32} {'folders':>7} {'messages':>9} {'MB':>9} {'quota MB':>9}  fits  time")
+    for p in plans:
+        print(f"{p.user:32} {p.folders:7} {p.messages:9} {p.bytes / 1e6:9.1f} {p.quota / 1e6:9.1f}  "
+              f"{'yes ' if p.fits else 'NO  '}  {p.bytes / (rate or ASSUMED_RATE):.0f} s")
+    total = sum(p.bytes for p in plans)
+    print(f"{len(plans)} users, {sum(p.messages for p in plans)} messages, {total / 1e6:.1f} MB; about"
+          f" {total / (rate or ASSUMED_RATE) / config.migration.parallel:.0f} s with {config.migration.parallel} at"
+          f" once at {(rate or ASSUMED_RATE) / 1e6:.1f} MB/s each ({'measured' if rate else 'assumed'})")
+    if misfits := [p.user for p in plans if not p.fits]:
+        print(f"over their quota on the cluster (sync leaves them out): {', '.join(misfits)}")
+    return 0
+
+
+def _migrate_sync(config, chosen, login, args) -> int:
+    progress = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the summary
+    plans = migrations.plan(config, chosen, login)
+    print(f"copying {len(plans)} users ({sum(p.messages for p in plans)} messages,"
+          f" {sum(p.bytes for p in plans) / 1e6:.1f} MB) from {config.migration.source}", file=progress, flush=True)
+    started = time.monotonic()
+    done = migrations.sync(config, plans, login, report=lambda line: print(line, file=progress, flush=True))
+    planned = {p.user: p for p in plans}
+    migrations.record(config, "sync", [
+        {"user": one.user, "added": one.added, "removed": one.removed, "seconds": round(one.seconds, 1),
+         "messages": planned[one.user].messages, "bytes": planned[one.user].bytes, "error": one.error}
+        for one in done], metrics_text=migrations.metrics(done, plans))
+    failed = [one for one in done if one.error]
+    copied = sum(p.bytes for p in plans if p.fits)
+    seconds = time.monotonic() - started
+    summary = {"users": len(done) - len(failed), "failed": [one.user for one in failed],
+               "added": sum(one.added for one in done), "removed": sum(one.removed for one in done),
+               "bytes": copied, "seconds": round(seconds, 1)}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"synced {summary['users']} users in {seconds:.0f} s ({copied / 1e6 / seconds:.2f} MB/s): "
+              f"{summary['added']} messages added, {summary['removed']} removed"
+              + (f"; FAILED: {', '.join(summary['failed'])}" if failed else ""))
+    return 1 if failed else 0
+
+
+def _migrate_verify(config, chosen, login, args) -> int:
+    with ThreadPoolExecutor(config.migration.parallel) as pool:
+        results = list(pool.map(lambda user: migrations.verify_user(config, user, login), chosen))
+    migrations.record(config, "verify", [{"user": r.user, "messages": r.messages, "bytes": r.bytes,
+                                          "differences": len(r.differences)} for r in results])
+    if args.json:
+        print(json.dumps([{"user": r.user, "messages": r.messages, "bytes": r.bytes,
+                           "differences": [vars(d) for d in r.differences]} for r in results], indent=2))
+    else:
+        for result in results:
+            state = "same" if not result.differences else f"{len(result.differences)} DIFFERENCES"
+            print(f"{result.user}: {result.messages} messages, {result.bytes / 1e6:.1f} MB: {state}")
+            for difference in result.differences:
+                print(f"  {difference}")
+    return 1 if any(r.differences for r in results) else 0
+
+
+def _migrate_status(config, chosen, args) -> int:
+    found = migrations.status(config)
+    rows = {user: found.get(user, {}) for user in chosen if user in found or args.user}
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for user, steps in rows.items():
+        parts = []
+        if plan := steps.get("plan"):
+            parts.append(f"planned {plan['time']} ({plan['messages']} messages)")
+        if sync := steps.get("sync"):
+            parts.append(f"sync FAILED {sync['time']}" if sync["error"] else
+                         f"synced {sync['time']} (+{sync['added']} -{sync['removed']})")
+        if verified := steps.get("verify"):
+            parts.append(f"verified {verified['time']}" + (f" with {verified['differences']} DIFFERENCES"
+                                                           if verified["differences"] else ""))
+        print(f"{user}: {', '.join(parts) or 'not started'}")
+    return 0
+
+
+MIGRATE_ACTIONS = {"plan": _migrate_plan, "sync": _migrate_sync, "verify": _migrate_verify}
 
 
 def _time(value: str) -> datetime:
@@ -391,6 +510,13 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("--json", action="store_true", help="list, restore: machine-readable output")
     _inventory_option(sub)
     sub.set_defaults(run=backup)
+
+    sub = commands.add_parser("migrate", help=migrate.__doc__, description=migrate.__doc__)
+    sub.add_argument("action", choices=[*MIGRATE_ACTIONS, "status"])
+    sub.add_argument("--user", action="append", help="only this user (repeatable; default: every user)")
+    sub.add_argument("--json", action="store_true", help="machine-readable output")
+    _inventory_option(sub)
+    sub.set_defaults(run=migrate)
 
     sub = commands.add_parser("lab", help=lab.__doc__, description=lab.__doc__)
     sub.add_argument("action", choices=["up", "down", "status", "ssh", "login", "destroy"])

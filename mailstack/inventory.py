@@ -15,7 +15,7 @@ from .config import Config, ConfigError, load
 
 # pyinfra takes hosts in the order their groups come: a rolling (--serial) deploy then
 # converges the lab services, the backup repository and the backends before the front.
-HOST_ORDER = ("ns", "outside", "storage", "backup", "mx", "lb", "mon")
+HOST_ORDER = ("ns", "outside", "legacy", "storage", "backup", "mx", "lb", "mon")
 
 
 def config_path(inventory: str | Path) -> Path:

@@ -8,7 +8,7 @@ production TSIG key, certificates in mode ``files``) are never made here.
 
 from pathlib import Path
 
-from . import backup, certificates, dkim, keys
+from . import backup, certificates, dkim, keys, migration
 from .config import Config
 
 SHARED_PASSWORDS = {"vrrp.pass": 8, "doveadm.pass": 32}
@@ -34,6 +34,8 @@ def make(config: Config) -> Path:
     if config.hosts_in("backup"):
         keys.random_secret(config.secrets_dir / backup.PASSPHRASE, 48)
         keys.ssh_keypair(config.secrets_dir / backup.SSH_KEY)
+    if config.migration:
+        keys.random_secret(config.secrets_dir / migration.MASTER_PASSWORD, 32)
     if config.tls.mode == "internal":
         certificates.make_internal(config)
     if config.lab:
@@ -42,8 +44,8 @@ def make(config: Config) -> Path:
 
 
 def _make_lab(config: Config) -> None:
-    """The lab's SSH key, CA (which every lab host trusts), TSIG key, pebble's certificate and
-    the key that signs the lab's zone."""
+    """The lab's SSH key, CA (which every lab host trusts), TSIG key, the certificates of pebble
+    and of the old IMAP server, that server's admin login and the key that signs the lab's zone."""
     keys.ssh_keypair(config.path(config.ssh.key))
     ca = certificates.cluster_ca(config)
     keys.certificate_authority(*ca, name=f"mailstack {config.cluster.name} CA")
@@ -52,7 +54,9 @@ def _make_lab(config: Config) -> None:
     domain = config.domains[0].name
     if config.hosts_in("ns"):
         keys.zone_signing_key(zone_keys(config), domain)
-    for name in config.hosts_in("ns"):  # pebble's HTTPS listener
+    if config.migration and config.hosts_in("legacy"):
+        migration.make_lab_credentials(config)
+    for name in config.hosts_in("ns") + config.hosts_in("legacy"):  # pebble's HTTPS, the old server's IMAPS
         address = str(config.hosts[name].address)
         cert, key = config.secrets_dir / f"{name}.pem", config.secrets_dir / f"{name}.key"
         keys.server_certificate(cert, key, ca, [f"{name}.{domain}", name, address])

@@ -17,12 +17,13 @@ from .config import ConfigError
 from .config.loader import load_text
 
 
-def hash_password(password: str) -> str:
+def hash_password(password: str, salt: str | None = None) -> str:
     """A SHA512-CRYPT hash; the password goes to openssl on stdin, never on a command line."""
     if not password or "\n" in password:
         raise ValueError("a password must be one non-empty line")
     result = subprocess.run(
-        ["openssl", "passwd", "-6", "-stdin"], input=password, capture_output=True, text=True, check=True
+        ["openssl", "passwd", "-6", *(["-salt", salt] if salt else []), "-stdin"],
+        input=password, capture_output=True, text=True, check=True,
     )
     return "{SHA512-CRYPT}" + result.stdout.strip()
 

@@ -32,6 +32,7 @@ from .types import (
     HostName,
     HttpsUrl,
     HttpUrl,
+    ImapsUrl,
     IpAddress,
     IpInterface,
     IpNetwork,
@@ -48,7 +49,7 @@ from .types import (
     ZfsProperty,
 )
 
-GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside")
+GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside", "legacy")
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -205,7 +206,7 @@ class Host(Section):
         example=["lb"],
         doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, mon (Prometheus, Alertmanager), backup (the"
         " BorgBackup repository of the mx hosts); in the lab"
-        " ns (DNS, ACME) and outside (another provider's mail server).",
+        " ns (DNS, ACME), outside (another provider's mail server) and legacy (an old IMAP server to migrate from).",
         min_length=1,
     )
     interface: str = setting(
@@ -480,6 +481,23 @@ class Backup(Section):
     )
 
 
+class Migration(Section):
+    """Moving mail from an organisation's old IMAP server onto the cluster (`mailstack migrate`,
+    docs/migration.md)."""
+
+    source: ImapsUrl = setting(example="imaps://imap.old.example.com:993", doc="The old server, over IMAPS.")
+    credentials: FilePath = setting(
+        example="secrets/migration.yml",
+        doc="A YAML file, mode 0600, with the logins on the old server: master_user and master_password (an"
+        " admin who may act as every user, as Cyrus's proxyservers may), or passwords, by address.",
+    )
+    ca: FilePath | None = setting(
+        None, example="old-ca.pem",
+        doc="The CA that signed the old server's certificate, if not one the hosts already trust.",
+    )
+    parallel: int = setting(4, example=8, doc="Mailboxes copied at once.", ge=1, le=64)
+
+
 class Config(Section):
     cluster: Cluster = setting(example={"name": "prod"}, doc="Names and addresses of the whole cluster.")
     hosts: dict[HostName, Host] = setting(
@@ -501,6 +519,9 @@ class Config(Section):
     backup: Backup = setting(
         Backup(), example={"every_hours": 4},
         doc="Encrypted BorgBackup archives of the mx hosts on the backup hosts (docs/backups.md).",
+    )
+    migration: Migration | None = setting(
+        None, example={"source": "imaps://imap.old.example.com"}, doc="Migration from an old IMAP server."
     )
     lab: Lab | None = setting(None, example={"bridge": "mslab0"}, doc="Only in the lab's inventory.")
 

@@ -233,6 +233,16 @@ def _https_url(value: str) -> str:
     return _http_url(value)
 
 
+def _imaps_url(value: str) -> str:
+    match = re.fullmatch(r"imaps://([^/:]+)(:(\d{1,5}))?/?", value)
+    if not match:
+        raise ValueError("not an imaps:// URL (imaps://host or imaps://host:port, nothing after)")
+    _server(match[1])
+    if match[3] and not 1 <= int(match[3]) <= 65535:
+        raise ValueError("the URL's port must be 1 to 65535")
+    return value
+
+
 def _str_only(value: object) -> object:
     """Refuse numbers and booleans where text is expected, instead of coercing them."""
     if not isinstance(value, str):
@@ -266,6 +276,7 @@ ZfsName = text_type("ZFS name", _zfs_name, "components of letters, digits and _ 
 ZfsProperty = text_type("ZFS property", _zfs_property, "a native property name, or module:name, in lower case")
 PostfixParameter = text_type("Postfix parameter", _postfix_parameter, "a main.cf parameter name: a-z, 0-9 and _")
 UserName = text_type("user name", _user_name, "a POSIX user name: lower-case letters, digits, _ and -, at most 32")
+ImapsUrl = text_type("IMAPS URL", _imaps_url, "imaps://host or imaps://host:port")
 Line = text_type("text", _line, "one line of text, without control characters")
 PostfixValue = text_type(
     "Postfix value", _postfix_value, "one line in which each $ starts a parameter reference ($name, ${name}, $(name))"

@@ -115,15 +115,16 @@ class Lab:
             time.sleep(0.5)
 
     def _deploy_services(self) -> None:
-        """DNS and the ACME CA on the ns hosts, and the outside mail server, with the project's own
-        deploy, before any mail deploy."""
+        """DNS and the ACME CA on the ns hosts, the outside mail server and the old IMAP server,
+        with the project's own deploy, before any mail deploy."""
         if not self.config.hosts_in("ns"):
             return
-        progress("deploying the lab's DNS and ACME CA (deploys/lab_services.py)")
+        progress("deploying the lab's DNS, ACME CA and outside servers (deploys/lab_services.py)")
         pyinfra = Path(sys.executable).with_name("pyinfra")
         inventory = self.config.source.with_suffix(".py")
         result = subprocess.run(
-            [pyinfra, "-y", str(inventory), "deploys/lab_services.py", "--limit", "ns", "--limit", "outside"],
+            [pyinfra, "-y", str(inventory), "deploys/lab_services.py", "--limit", "ns", "--limit", "outside",
+             "--limit", "legacy"],
             cwd=PROJECT, capture_output=True, text=True,
         )
         if result.returncode != 0:

@@ -16,7 +16,7 @@ HEALTHY = {
     "up": [({"job": "prometheus"}, 1)],  # Prometheus answers
     "unit_active": [],  # only the hosts read directly have it
     'up{job="node"}': [({"host": name}, 1)
-                       for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "bak1", "store1")],
+                       for name in ("lb1", "lb2", "mx1", "mx2", "mon1", "ns1", "out1", "bak1", "legacy1", "store1")],
     '(probe_ssl_earliest_cert_expiry{job="services"} - time()) / 86400': [({"service": "smtp"}, 60)],
     'probe_success{job="services"}': [({"service": "smtp", "instance": "mail.mailstack.test:25"}, 1)],
     "mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 0)],

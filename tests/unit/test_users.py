@@ -33,7 +33,7 @@ def mailstack(*args, stdin: str = "") -> subprocess.CompletedProcess:
 def test_add_changes_only_the_new_users_lines(inventory):
     config_file = inventory.with_suffix(".yml")
     before = config_file.read_text()
-    result = mailstack("user", "add", "dave@mailstack.test", "--quota", "5G", "--password-stdin",
+    result = mailstack("user", "add", "zoe@mailstack.test", "--quota", "5G", "--password-stdin",
                        "-i", str(inventory), stdin="a-secret-password\n")
     assert result.returncode == 0, result.stderr
     assert "a-secret-password" not in result.stdout + result.stderr + config_file.read_text()
@@ -41,7 +41,7 @@ def test_add_changes_only_the_new_users_lines(inventory):
     assert [(line[0], line[2:].split(":")[0]) for line in changed] == [
         ("+", "  - address"), ("+", "    password_hash"), ("+", "    quota"),
     ]
-    added = next(u for u in load(config_file).users if u.address == "dave@mailstack.test")
+    added = next(u for u in load(config_file).users if u.address == "zoe@mailstack.test")
     assert added.quota == 5 << 30
     assert config_file.stat().st_mode & 0o777 == 0o640
 

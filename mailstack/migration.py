@@ -1,0 +1,613 @@
+"""Migration from an organisation's old IMAP server onto the cluster (``mailstack migrate``,
+docs/migration.md).
+
+Dovecot copies: on the active mx host, ``doveadm backup -R`` with Dovecot's imapc storage makes
+each user's mailbox equal to the one on the old server. dsync compares what both sides hold, so
+a re-run moves only what changed there (new mail, flags, deletions) and a run that was killed is
+finished by the next without a duplicate. mailstack plans, runs users in parallel, reports
+progress and verifies on its own: it reads every message of both sides over IMAP and compares
+the SHA-256 of its bytes, its flags and its INTERNALDATE, folder by folder.
+"""
+
+import base64
+import getpass
+import hashlib
+import imaplib
+import json
+import re
+import shlex
+import socket
+import ssl
+import stat
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from . import certificates, keys, ssh, users
+from .config import Config, ConfigError
+
+MASTER_USER = "mailstack-migrate"
+"""The cluster's Dovecot master login (``user*mailstack-migrate``): verify reads every mailbox
+with it. It exists only while the configuration has a ``migration`` section."""
+MASTER_PASSWORD = "migrate.pass"
+STATE = "/var/lib/mailstack/migration"
+METRICS = "/var/lib/prometheus/node-exporter/mailstack_migration.prom"
+EPHEMERAL_FLAGS = {"\\Recent"}
+LAB_ADMIN = "admin"
+
+
+class MigrationError(Exception):
+    pass
+
+
+# The old server and its logins.
+
+@dataclass(frozen=True)
+class Credentials:
+    """Logins on the old server: one admin who may act as every user (SASL PLAIN with an
+    authorization identity), or a password per user, or both (a user's own wins)."""
+
+    source: Path
+    master_user: str | None = None
+    master_password: str | None = None
+    passwords: dict[str, str] = field(default_factory=dict)
+
+    def login(self, user: str) -> tuple[str, str]:
+        """Who authenticates for ``user`` (the user or the admin) and with which password."""
+        if user in self.passwords:
+            return user, self.passwords[user]
+        if self.master_user:
+            return self.master_user, self.master_password
+        raise MigrationError(f"{self.source}: passwords: no password for {user}, and no master_user")
+
+
+def _problem(path: Path, key: str, text: str) -> ConfigError:
+    return ConfigError(path, [f"{path}: {key}: {text}"])
+
+
+def _one_line(path: Path, key: str, value: object) -> str:
+    if not isinstance(value, str) or not value or re.search(r"[\x00-\x1f\x7f]", value):
+        raise _problem(path, key, "must be one line of text")
+    return value
+
+
+def credentials(config: Config) -> Credentials:
+    """The logins of ``migration.credentials``, refused unless only its owner can read them."""
+    path = config.path(config.migration.credentials)
+    try:
+        mode = path.stat().st_mode
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigError(path, [f"{path}: cannot read the migration credentials: {error}"]) from None
+    if stat.S_IMODE(mode) & 0o077:
+        raise ConfigError(path, [f"{path}: mode {stat.S_IMODE(mode):o}: others may read these passwords;"
+                                 f" chmod 600 {path}"])
+    if not isinstance(loaded, dict) or not loaded.keys() <= {"master_user", "master_password", "passwords"}:
+        raise ConfigError(path, [f"{path}: expected master_user, master_password and/or passwords"])
+    passwords = loaded.get("passwords") or {}
+    if not isinstance(passwords, dict):
+        raise _problem(path, "passwords", "must map each address to its password")
+    master = loaded.get("master_user")
+    if master is not None and "master_password" not in loaded:
+        raise _problem(path, "master_password", "missing (master_user needs it)")
+    return Credentials(
+        path,
+        _one_line(path, "master_user", master) if master is not None else None,
+        _one_line(path, "master_password", loaded["master_password"]) if master is not None else None,
+        {_one_line(path, "passwords", user): _one_line(path, f"passwords: {user}", password)
+         for user, password in passwords.items()},
+    )
+
+
+def make_lab_credentials(config: Config) -> None:
+    """The lab's old server gets an admin login with a random password, made once."""
+    path = config.path(config.migration.credentials)
+    if not path.exists():
+        password = keys.random_secret(path.with_suffix(".pass"), 24)
+        path.with_suffix(".pass").unlink()
+        keys.write_private(path, yaml.safe_dump({"master_user": LAB_ADMIN, "master_password": password}).encode())
+
+
+@dataclass(frozen=True)
+class Source:
+    host: str
+    port: int
+
+
+def source(config: Config) -> Source:
+    match = re.fullmatch(r"imaps://([^/:]+)(?::(\d+))?/?", config.migration.source)
+    return Source(match[1], int(match[2] or 993))
+
+
+def _address_of(config: Config, name: str) -> str:
+    """Where ``name`` is reached: a host of the inventory by its address (the lab's old server
+    has no DNS entry that this machine resolves), anything else by DNS."""
+    for host, settings in config.hosts.items():
+        if name in (host, config.host_fqdn(host)):
+            return str(settings.address)
+    return name
+
+
+class _Imaps(imaplib.IMAP4_SSL):
+    """IMAPS to ``address``, whose certificate must name ``host``."""
+
+    def __init__(self, host: str, address: str, port: int, context: ssl.SSLContext):
+        self.address = address
+        super().__init__(host, port, ssl_context=context, timeout=60)
+
+    def _create_socket(self, timeout):
+        connection = socket.create_connection((self.address, self.port), timeout)
+        return self.ssl_context.wrap_socket(connection, server_hostname=self.host)
+
+
+def _login(where: str, host: str, address: str, port: int, roots: str, user: str, authenticator: str,
+           password: str) -> imaplib.IMAP4_SSL:
+    """An IMAPS session as ``user``, authenticated as ``authenticator`` (SASL PLAIN); certificates
+    are checked against the system's roots and ``roots`` (PEM)."""
+    context = ssl.create_default_context()
+    if roots:
+        context.load_verify_locations(cadata=roots)
+    try:
+        imap = _Imaps(host, address, port, context)
+    except ssl.SSLCertVerificationError as error:
+        raise MigrationError(f"{where} imaps://{host}:{port}: its certificate is not trusted: {error.verify_message}"
+                             ) from None
+    except OSError as error:
+        raise MigrationError(f"{where} imaps://{host}:{port} does not answer: {error}") from None
+    imap.sock.settimeout(600)
+    authorize = "" if authenticator == user else user
+    try:
+        imap.authenticate("PLAIN", lambda _: f"{authorize}\0{authenticator}\0{password}".encode())
+    except imaplib.IMAP4.error:
+        imap.shutdown()
+        as_whom = f" (as {authenticator})" if authorize else ""
+        raise MigrationError(f"{where}: the login of {user}{as_whom} was refused; check its password") from None
+    return imap
+
+
+def source_session(config: Config, user: str, login: Credentials, as_admin: bool = False) -> imaplib.IMAP4_SSL:
+    """``user``'s mailbox on the old server; with ``as_admin``, the admin's own session."""
+    where = source(config)
+    roots = config.path(config.migration.ca).read_text() if config.migration.ca else ""
+    authenticator, password = (login.master_user, login.master_password) if as_admin else login.login(user)
+    return _login("the old server", where.host, _address_of(config, where.host), where.port, roots,
+                  authenticator if as_admin else user, authenticator, password)
+
+
+def cluster_session(config: Config, user: str) -> imaplib.IMAP4_SSL:
+    """``user``'s mailbox on the cluster, as its clients reach it (the virtual IP), by the master login."""
+    password = (config.secrets_dir / MASTER_PASSWORD).read_text().strip()
+    return _login("the cluster", config.cluster.mail_hostname, str(config.cluster.virtual_ip), 993,
+                  certificates.extra_roots(config), user, f"{user}*{MASTER_USER}", password)
+
+
+def master_hash(config: Config) -> str:
+    """The master login's SHA512-CRYPT hash, salted from the password itself so that every
+    render makes the same file (a random salt would change it on each deploy)."""
+    password = (config.secrets_dir / MASTER_PASSWORD).read_text().strip()
+    digest = hashlib.sha256(b"mailstack-migrate\0" + password.encode()).digest()
+    return users.hash_password(password, salt=base64.b64encode(digest, altchars=b"./").decode()[:16])
+
+
+# Reading a mailbox over IMAP.
+
+@dataclass(frozen=True)
+class Message:
+    sha256: str
+    flags: str
+    internaldate: int
+    """Seconds since the epoch."""
+
+
+@dataclass
+class Folder:
+    name: str
+    messages: dict[int, Message] = field(default_factory=dict)
+    """By UID."""
+    sizes: int = 0
+
+
+_FETCHED = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)|INTERNALDATE \"([^\"]+)\"|RFC822\.SIZE (\d+)")
+
+
+def _folders(imap: imaplib.IMAP4_SSL) -> list[str]:
+    """Every selectable folder, in the server's own names (IMAP's modified UTF-7)."""
+    typ, listed = imap.list()
+    names = []
+    for line in listed:
+        if isinstance(line, tuple):  # the name came as a literal
+            match = re.match(rb'\(([^)]*)\) ', line[0])
+            name = line[1]
+        elif line:
+            match = re.match(rb'\(([^)]*)\) (?:"[^"]*"|NIL) (.*)$', line)
+            name = match[2]
+            if name.startswith(b'"'):
+                name = name[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
+        else:
+            continue
+        if not {b"\\noselect", b"\\nonexistent"} & set(match[1].lower().split()):
+            names.append(name.decode())
+    return names
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _fetch(imap: imaplib.IMAP4_SSL, folder: str, items: str) -> Iterable[tuple[dict, bytes | None]]:
+    typ, _ = imap.select(_quoted(folder), readonly=True)
+    if typ != "OK":
+        raise MigrationError(f"cannot open folder {folder}")
+    typ, data = imap.uid("FETCH", "1:*", f"({items})")
+    for part in data:
+        if isinstance(part, tuple):
+            head, body = part
+        elif part and b"UID" in part:
+            head, body = part, None
+        else:
+            continue
+        found = {}
+        for match in _FETCHED.finditer(head):
+            uid, flags, date, size = match.groups()
+            if uid:
+                found["uid"] = int(uid)
+            elif flags is not None:
+                found["flags"] = " ".join(sorted(set(flags.decode().split()) - EPHEMERAL_FLAGS))
+            elif date:
+                found["date"] = int(datetime.strptime(date.decode(), "%d-%b-%Y %H:%M:%S %z").timestamp())
+            elif size:
+                found["size"] = int(size)
+        yield found, body
+
+
+def sizes(imap: imaplib.IMAP4_SSL) -> list[Folder]:
+    """Each folder with its message count and bytes (nothing but sizes is read)."""
+    folders = []
+    for name in _folders(imap):
+        folder = Folder(name)
+        for found, _ in _fetch(imap, name, "RFC822.SIZE"):
+            folder.messages[found["uid"]] = None
+            folder.sizes += found["size"]
+        folders.append(folder)
+    return folders
+
+
+def contents(imap: imaplib.IMAP4_SSL) -> dict[str, Folder]:
+    """Every message of every folder: the SHA-256 of its bytes, its flags and INTERNALDATE."""
+    folders = {}
+    for name in _folders(imap):
+        folder = Folder(name)
+        for found, body in _fetch(imap, name, "FLAGS INTERNALDATE BODY.PEEK[]"):
+            folder.messages[found["uid"]] = Message(hashlib.sha256(body or b"").hexdigest(), found["flags"],
+                                                    found["date"])
+            folder.sizes += len(body or b"")
+        folders[name] = folder
+    return folders
+
+
+# The plan.
+
+@dataclass
+class UserPlan:
+    user: str
+    folders: int
+    messages: int
+    bytes: int
+    quota: int
+
+    @property
+    def fits(self) -> bool:
+        return self.bytes <= self.quota
+
+
+def check_users(config: Config, wanted: Iterable[str]) -> list[str]:
+    """``wanted`` (all of the configuration's users if empty), each one of them."""
+    known = [user.address for user in config.users]
+    chosen = list(wanted) or known
+    unknown = [user for user in chosen if user not in known]
+    if unknown:
+        raise ConfigError(config.source, [f"--user: no user {', '.join(unknown)} in {config.source}"
+                                          " (a migrated user must be in the configuration first)"])
+    return chosen
+
+
+def quota(config: Config, user: str) -> int:
+    found = next(entry for entry in config.users if entry.address == user)
+    return found.quota or config.mail.default_quota
+
+
+def plan(config: Config, chosen: list[str], login: Credentials) -> list[UserPlan]:
+    """What each user holds on the old server and whether it fits their quota on the cluster."""
+    plans = []
+    for user in chosen:
+        imap = source_session(config, user, login)
+        try:
+            folders = sizes(imap)
+        finally:
+            imap.logout()
+        plans.append(UserPlan(user, len(folders), sum(len(folder.messages) for folder in folders),
+                              sum(folder.sizes for folder in folders), quota(config, user)))
+    return plans
+
+
+# The copy.
+
+def active_mx(config: Config) -> str:
+    """The mx host HAProxy sends mail and logins to (``balance first``), or the other if it is down."""
+    for name in config.hosts_in("mx"):
+        if ssh.run(config, name, "true", timeout=30).returncode == 0:
+            return name
+    raise MigrationError(f"no mx host answers over SSH ({', '.join(config.hosts_in('mx'))})")
+
+
+def _dovecot_value(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def imapc_settings(config: Config, user: str, login: Credentials) -> str:
+    """Dovecot settings that read ``user``'s mailbox on the old server, password included: they
+    reach doveadm through a 0600 file, never a command line."""
+    where = source(config)
+    authenticator, password = login.login(user)
+    settings = {
+        "imapc_host": where.host, "imapc_port": str(where.port), "imapc_ssl": "imaps",
+        "imapc_user": user, "imapc_password": password,
+        "imapc_features": "rfc822.size fetch-headers modseq", "mail_prefetch_count": "20",
+    }
+    if authenticator != user:
+        settings["imapc_master_user"] = authenticator
+    return "!include /etc/dovecot/dovecot.conf\n" + "".join(
+        f"{key} = {_dovecot_value(value)}\n" for key, value in settings.items())
+
+
+_SYNC = """set -u
+dir=$(mktemp -d /run/mailstack-migrate.XXXXXX) || exit 1
+trap 'rm -rf "$dir"' EXIT
+(umask 077 && cat > "$dir/imapc.conf")
+guids() {{ doveadm -f flow fetch -u {user} guid all 2>/dev/null | sort; }}
+guids > "$dir/before" || exit 1
+for attempt in $(seq 20); do
+    doveadm -c "$dir/imapc.conf" backup -R -u {user} imapc: && status=0 || status=$?
+    # 2: done, but another pass is needed; 75: a folder was made anew, the rest waits for the next pass
+    [ "$status" = 2 ] || [ "$status" = 75 ] || break
+done
+guids > "$dir/after" || exit 1
+echo "added $(comm -13 "$dir/before" "$dir/after" | wc -l) removed $(comm -23 "$dir/before" "$dir/after" | wc -l)"
+exit "$status"
+"""
+
+
+@dataclass
+class Synced:
+    user: str
+    added: int = 0
+    removed: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def sync_user(config: Config, host: str, user: str, login: Credentials) -> Synced:
+    started = time.monotonic()
+    result = ssh.run(config, host, _SYNC.format(user=shlex.quote(user)),
+                     input=imapc_settings(config, user, login).encode(), timeout=6 * 3600)
+    counted = re.search(rb"added (\d+) removed (\d+)", result.stdout)
+    synced = Synced(user, seconds=time.monotonic() - started)
+    if counted:
+        synced.added, synced.removed = int(counted[1]), int(counted[2])
+    if result.returncode != 0:
+        said = result.stderr.decode(errors="replace").strip()
+        synced.error = f"doveadm backup failed (exit {result.returncode}): {said[-400:]}"
+        if "INBOX can't be deleted" in said:
+            synced.error += (f"; {user}'s INBOX on the cluster was not made by this migration, or the old server"
+                             " made the user's INBOX anew: see docs/migration.md, 'A diverged INBOX'")
+    return synced
+
+
+def stored(config: Config, host: str, chosen: list[str]) -> dict[str, tuple[int, int]]:
+    """Messages and bytes each user holds on ``host`` now (Dovecot's index, one SSH round trip)."""
+    loop = "; ".join(f"echo {shlex.quote(user)} $(doveadm -f flow mailbox status -u {shlex.quote(user)}"
+                     " -t 'messages vsize' '*' 2>/dev/null)" for user in chosen)
+    result = ssh.run(config, host, loop or "true", timeout=120)
+    found = {}
+    for line in result.stdout.decode(errors="replace").splitlines():
+        match = re.match(r"(\S+) messages=(\d+) vsize=(\d+)", line)
+        if match:
+            found[match[1]] = (int(match[2]), int(match[3]))
+    return found
+
+
+def sync(config: Config, plans: list[UserPlan], login: Credentials,
+         report: Callable[[str], None] = lambda line: None, every: float = 5.0) -> list[Synced]:
+    """Copy every planned user that fits onto the active mx host, ``migration.parallel`` at once,
+    reporting progress every ``every`` seconds."""
+    host = active_mx(config)
+    done: list[Synced] = [Synced(plan.user, error=f"does not fit: {plan.bytes} bytes on the old server,"
+                                 f" quota {plan.quota}") for plan in plans if not plan.fits]
+    todo = [plan for plan in plans if plan.fits]
+    total_bytes = sum(plan.bytes for plan in todo) or 1
+    started = time.monotonic()
+    finished = threading.Event()
+
+    def ticker():
+        while not finished.wait(every):
+            now = stored(config, host, [plan.user for plan in todo])
+            copied = sum(min(now.get(plan.user, (0, 0))[1], plan.bytes) for plan in todo)
+            messages = sum(now.get(plan.user, (0, 0))[0] for plan in todo)
+            report(progress_line(len(done), len(plans), messages, copied, total_bytes,
+                                 time.monotonic() - started, sum(1 for one in done if one.error)))
+
+    watcher = threading.Thread(target=ticker, daemon=True)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(config.migration.parallel) as pool:
+            futures = [pool.submit(sync_user, config, host, plan.user, login) for plan in todo]
+            for future in as_completed(futures):
+                done.append(future.result())
+                one = done[-1]
+                report(f"{one.user}: " + (f"FAILED: {one.error}" if one.error else
+                       f"{one.added} messages added, {one.removed} removed in {one.seconds:.1f} s"))
+    finally:
+        finished.set()
+        watcher.join()
+    return done
+
+
+def progress_line(users: int, total: int, messages: int, copied: int, total_bytes: int, seconds: float,
+                  errors: int) -> str:
+    rate = copied / seconds if seconds else 0.0
+    eta = (total_bytes - copied) / rate if rate else None
+    return (f"users {users}/{total}, {messages} messages, {copied / 1e6:.1f}/{total_bytes / 1e6:.1f} MB,"
+            f" {rate / 1e6:.2f} MB/s, ETA {f'{eta:.0f} s' if eta is not None else '-'}, errors {errors}")
+
+
+def metrics(done: list[Synced], plans: list[UserPlan]) -> str:
+    """The last run, for Prometheus's node exporter (textfile collector)."""
+    ok = [one for one in done if not one.error]
+    lines = [
+        "# HELP mailstack_migration_users Users of the last mailstack migrate sync, by outcome.",
+        "# TYPE mailstack_migration_users gauge",
+        f'mailstack_migration_users{{outcome="synced"}} {len(ok)}',
+        f'mailstack_migration_users{{outcome="failed"}} {len(done) - len(ok)}',
+        "# HELP mailstack_migration_messages_added Messages the last sync added on the cluster.",
+        "# TYPE mailstack_migration_messages_added gauge",
+        f"mailstack_migration_messages_added {sum(one.added for one in ok)}",
+        "# HELP mailstack_migration_source_bytes Bytes the last sync's users hold on the old server.",
+        "# TYPE mailstack_migration_source_bytes gauge",
+        f"mailstack_migration_source_bytes {sum(plan.bytes for plan in plans)}",
+        "# HELP mailstack_migration_last_sync_timestamp_seconds When the last sync ended.",
+        "# TYPE mailstack_migration_last_sync_timestamp_seconds gauge",
+        f"mailstack_migration_last_sync_timestamp_seconds {time.time():.0f}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# The record: every step, with who ran it, on every mx host.
+
+def who() -> str:
+    return f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def record(config: Config, step: str, entries: list[dict], metrics_text: str | None = None) -> None:
+    """Append ``entries`` (one per user) to the log on every mx host that answers."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines = "".join(json.dumps({"time": stamp, "who": who(), "step": step, **entry}) + "\n" for entry in entries)
+    command = f"install -d -m 700 {STATE} && cat >> {STATE}/log.jsonl"
+    if metrics_text is not None:
+        command = f"{command} && printf %s {shlex.quote(metrics_text)} > {METRICS}.tmp && mv {METRICS}.tmp {METRICS}"
+    for host in config.hosts_in("mx"):
+        ssh.run(config, host, command, input=lines.encode(), timeout=60)
+
+
+def history(config: Config) -> list[dict]:
+    """Every recorded step, oldest first, from the first mx host that has the log."""
+    for host in config.hosts_in("mx"):
+        result = ssh.run(config, host, f"cat {STATE}/log.jsonl 2>/dev/null || true", timeout=60)
+        if result.returncode == 0 and result.stdout:
+            return [json.loads(line) for line in result.stdout.decode().splitlines() if line.strip()]
+    return []
+
+
+def status(config: Config) -> dict[str, dict]:
+    """Each user's latest plan, sync and verification."""
+    users: dict[str, dict] = {user.address: {} for user in config.users}
+    for entry in history(config):
+        users.setdefault(entry["user"], {})[entry["step"]] = entry
+    return {user: steps for user, steps in users.items() if steps}
+
+
+# The verification.
+
+@dataclass
+class Difference:
+    user: str
+    folder: str
+    kind: str  # missing, extra, altered, missing folder
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.user}: {readable(self.folder)}: {self.kind}: {self.detail}"
+
+
+def readable(name: str) -> str:
+    """A folder name from IMAP's modified UTF-7 (RFC 3501, 5.1.3) into Unicode."""
+    return re.sub(r"&([^-]*)-", lambda match: "&" if not match[1] else
+                  base64.b64decode(match[1].replace(",", "/") + "=" * (-len(match[1]) % 4)).decode("utf-16-be"),
+                  name)
+
+
+def _key(message: Message) -> tuple:
+    return message.sha256, message.flags, message.internaldate
+
+
+def compare(user: str, old: dict[str, Folder], new: dict[str, Folder]) -> list[Difference]:
+    """Every way ``new`` (the cluster) differs from ``old`` (the old server), folder by folder."""
+    differences = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            differences.append(Difference(user, name, "missing folder", f"{len(old[name].messages)} messages"))
+            continue
+        if name not in old:
+            if new[name].messages:  # the cluster's own empty special folders are no difference
+                differences.append(Difference(user, name, "extra folder", f"{len(new[name].messages)} messages"))
+            continue
+        differences += _compare_folder(user, name, old[name], new[name])
+    return differences
+
+
+def _compare_folder(user: str, name: str, old: Folder, new: Folder) -> list[Difference]:
+    wanted = Counter(_key(message) for message in old.messages.values())
+    held = Counter(_key(message) for message in new.messages.values())
+    only_old, only_new = wanted - held, held - wanted
+    missing = [(uid, message) for uid, message in old.messages.items() if _take(only_old, _key(message))]
+    extra = [(uid, message) for uid, message in new.messages.items() if _take(only_new, _key(message))]
+    differences = []
+    for uid, message in missing:
+        twin = next(((other_uid, other) for other_uid, other in extra
+                     if other.internaldate == message.internaldate), None)
+        if twin:  # same message, other content or flags
+            extra.remove(twin)
+            what = "bytes" if twin[1].sha256 != message.sha256 else "flags"
+            differences.append(Difference(user, name, "altered", f"old UID {uid}, cluster UID {twin[0]}: {what}"
+                                          f" (sha256 {message.sha256[:12]} flags [{message.flags}] on the old server,"
+                                          f" sha256 {twin[1].sha256[:12]} flags [{twin[1].flags}] on the cluster)"))
+        else:
+            differences.append(Difference(user, name, "missing", f"old UID {uid}, sha256 {message.sha256[:12]}"))
+    differences += [Difference(user, name, "extra", f"cluster UID {uid}, sha256 {message.sha256[:12]}")
+                    for uid, message in extra]
+    return differences
+
+
+def _take(surplus: Counter, key: tuple) -> bool:
+    """Whether one more of ``key`` is in ``surplus`` (and count it taken)."""
+    if surplus[key] > 0:
+        surplus[key] -= 1
+        return True
+    return False
+
+
+@dataclass
+class Verified:
+    user: str
+    messages: int
+    bytes: int
+    differences: list[Difference]
+
+
+def verify_user(config: Config, user: str, login: Credentials) -> Verified:
+    sides = []
+    for session in (lambda: source_session(config, user, login), lambda: cluster_session(config, user)):
+        imap = session()
+        try:
+            sides.append(contents(imap))
+        finally:
+            imap.logout()
+    old, new = sides
+    return Verified(user, sum(len(folder.messages) for folder in old.values()),
+                    sum(folder.sizes for folder in old.values()), compare(user, old, new))

@@ -1,0 +1,160 @@
+"""Migration end to end, from the lab's old server (Cyrus IMAP on legacy1, loaded with the
+corpus of ``mailstack.lab.corpus``) with ``mailstack migrate``: the plan counts the corpus and
+names the user over quota; a sync then verify finds every message the same (bytes, flags,
+INTERNALDATE); a changed source moves only its delta; a sync killed mid-way is finished by
+the next without a duplicate; one altered byte on the cluster is named with its user, folder
+and message. The tests run in order: each starts from the state the previous one left."""
+
+import hashlib
+import imaplib
+import json
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from mailstack import migration
+from mailstack.lab import corpus
+from tests.support import PROJECT, ssh
+
+pytestmark = pytest.mark.lab
+
+HEAVY = "dave@mailstack.test"
+LIGHT = [f"{name}@mailstack.test" for name in ("erin", "frank", "grace", "heidi", "ivan", "judy", "mike", "nina")]
+OVER = "oscar@mailstack.test"
+MIGRATED = [HEAVY, *LIGHT]
+RENAMED = ("Kunden & Partner", "Kunden")
+
+
+def migrate(lab, *args: str, users=MIGRATED) -> subprocess.CompletedProcess:
+    options = [item for user in users for item in ("--user", user)]
+    return subprocess.run(
+        [sys.executable, "-m", "mailstack.cli", "migrate", *args, *options, "--json", "-i",
+         str(lab.config.source.with_suffix(".py"))],
+        cwd=PROJECT, capture_output=True, text=True, timeout=900,
+    )
+
+
+def succeeded(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def old_server(lab, user: str) -> imaplib.IMAP4_SSL:
+    return migration.source_session(lab.config, user, migration.credentials(lab.config))
+
+
+def held(lab, user: str) -> int:
+    """Messages ``user`` holds on the active mx host."""
+    found = migration.stored(lab.config, "mx1", [user])
+    return found.get(user, (0, 0))[0]
+
+
+@pytest.fixture(scope="module")
+def loaded(lab):
+    """The corpus on the old server, and no mailbox of its users on the cluster yet (a migration
+    starts on empty mailboxes: the corpus makes its users anew on the old server, and dsync
+    refuses to replace an INBOX that another sync made)."""
+    wipe(lab, [*MIGRATED, OVER])
+    return corpus.load(lab.config, HEAVY, LIGHT, OVER)
+
+
+def wipe(lab, users: list[str]) -> None:
+    """``users``' mailboxes gone from every mx host."""
+    homes = " ".join(f"/var/vmail/mailstack.test/{user.split('@')[0]}" for user in users)
+    for host in lab.config.hosts_in("mx"):
+        ssh(lab, host, f"rm -rf {homes}")
+
+
+def test_plan_counts_the_corpus_and_names_the_user_over_quota(lab, loaded):
+    plans = {plan["user"]: plan for plan in succeeded(migrate(lab, "plan", users=[*MIGRATED, OVER]))}
+    assert {user: plan["messages"] for user, plan in plans.items()} == loaded
+    assert [user for user, plan in plans.items() if not plan["fits"]] == [OVER]
+    assert plans[HEAVY]["bytes"] > corpus.BIG
+
+
+def test_sync_copies_everything_and_verify_finds_no_difference(lab, loaded):
+    synced = succeeded(migrate(lab, "sync"))
+    assert synced["failed"] == [] and synced["added"] == sum(loaded[user] for user in MIGRATED)
+    verified = succeeded(migrate(lab, "verify"))
+    assert {result["user"]: result["messages"] for result in verified} == {user: loaded[user] for user in MIGRATED}
+    assert [result["differences"] for result in verified] == [[]] * len(MIGRATED)
+
+
+def test_a_user_over_quota_is_left_out_and_named(lab, loaded):
+    result = migrate(lab, "sync", users=[OVER])
+    assert result.returncode == 1 and json.loads(result.stdout)["failed"] == [OVER]
+    assert held(lab, OVER) == 0
+
+
+def test_a_changed_source_moves_only_its_delta(lab, loaded):
+    imap = old_server(lab, HEAVY)
+    try:
+        for number in range(3):
+            corpus.append(imap, corpus.Mail("INBOX", ("$Forwarded",), 1790000000 + number, corpus._crlf(
+                corpus._header(HEAVY, 5000 + number, "Arrived after the first sync", 1790000000) + "\nnew\n")))
+        imap.select("INBOX")
+        imap.uid("STORE", "1:2", "+FLAGS", r"(\Flagged $MailstackMoved)")
+        imap.uid("STORE", "3", "+FLAGS", r"(\Deleted)")
+        imap.uid("EXPUNGE", "3")  # only this one: the corpus marks other messages \\Deleted too
+        imap.rename(corpus._quoted(RENAMED[0]), corpus._quoted(RENAMED[1]))
+    finally:
+        imap.logout()
+    renamed = sum(1 for mail in corpus.mails(HEAVY, True) if mail.folder == RENAMED[0])
+    synced = succeeded(migrate(lab, "sync"))
+    # a folder renamed on an IMAP server looks like a new folder to any client: its mail moves again
+    assert (synced["added"], synced["removed"]) == (3 + renamed, 1 + renamed)
+    assert [result["differences"] for result in succeeded(migrate(lab, "verify", users=[HEAVY]))] == [[]]
+
+
+def test_a_sync_killed_midway_is_finished_without_duplicates(lab, loaded):
+    wipe(lab, [HEAVY])
+    wanted = succeeded(migrate(lab, "plan", users=[HEAVY]))[0]["messages"]
+    # the whole copy takes about a second: mx1 itself kills doveadm once the first messages are in
+    home = f"/var/vmail/mailstack.test/{HEAVY.split('@')[0]}"
+    crash = (f"until [ $(find {home} -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) 2>/dev/null | wc -l) -gt 0 ];"
+             " do sleep 0.05; done; pkill -KILL -f 'doveadm -c /run/mailstack-migrate'")
+    with ThreadPoolExecutor(1) as pool:
+        crashed = pool.submit(lab.run, "mx1", crash)
+        running = subprocess.Popen(
+            [sys.executable, "-m", "mailstack.cli", "migrate", "sync", "--user", HEAVY, "-i",
+             str(lab.config.source.with_suffix(".py"))], cwd=PROJECT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL)
+        try:
+            assert crashed.result(timeout=300).returncode == 0
+        finally:
+            running.send_signal(signal.SIGKILL)
+            running.wait()
+    assert 0 < held(lab, HEAVY) < wanted, "the kill did not land mid-way"
+    succeeded(migrate(lab, "sync", users=[HEAVY]))
+    assert held(lab, HEAVY) == wanted
+    assert [result["differences"] for result in succeeded(migrate(lab, "verify", users=[HEAVY]))] == [[]]
+
+
+def test_one_altered_byte_is_named_with_its_user_folder_and_message(lab, loaded):
+    user = LIGHT[0]
+    original = next(mail for mail in corpus.mails(user, False) if mail.folder == "INBOX")
+    message_id = original.raw.split(b"Message-ID: ")[1].split(b"\r\n")[0].decode()
+    home = f"/var/vmail/mailstack.test/{user.split('@')[0]}/Maildir"
+    path = ssh(lab, "mx1", f"grep -rlF {message_id!r} {home}/cur {home}/new").split()[0]
+    offset = len(original.raw) - 10
+    before = ssh(lab, "mx1", f"dd if={path} bs=1 skip={offset} count=1 2>/dev/null")
+    ssh(lab, "mx1", f"printf {'x' if before != 'x' else 'y'} | dd of={path} bs=1 seek={offset} conv=notrunc")
+    try:
+        result = migrate(lab, "verify", users=[user])
+        assert result.returncode == 1
+        differences = json.loads(result.stdout)[0]["differences"]
+        assert [(d["user"], d["folder"], d["kind"]) for d in differences] == [(user, "INBOX", "altered")]
+        assert hashlib.sha256(original.raw).hexdigest()[:12] in differences[0]["detail"]
+    finally:
+        ssh(lab, "mx1", f"printf %s {before!r} | dd of={path} bs=1 seek={offset} conv=notrunc")
+    assert [result["differences"] for result in succeeded(migrate(lab, "verify", users=[user]))] == [[]]
+
+
+def test_status_shows_each_step_with_who_ran_it(lab, loaded):
+    found = json.loads(migrate(lab, "status", users=[HEAVY, OVER]).stdout)
+    assert {"plan", "sync", "verify"} <= found[HEAVY].keys()
+    assert found[OVER]["sync"]["error"].startswith("does not fit")
+    assert found[HEAVY]["verify"]["who"] == migration.who()

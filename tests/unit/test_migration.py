@@ -1,0 +1,82 @@
+"""mailstack migrate without hosts: the credentials file is refused before any copy when it is
+readable by others or malformed, a password cannot change the meaning of Dovecot's settings,
+and the comparison names each missing, extra and altered message."""
+
+import pytest
+
+from mailstack import migration
+from mailstack.config import ConfigError
+from mailstack.inventory import load_for
+from tests.support import LAB_INVENTORY
+
+
+@pytest.fixture
+def config(tmp_path):
+    loaded = load_for(LAB_INVENTORY)
+    moved = loaded.migration.model_copy(update={"credentials": str(tmp_path / "legacy.yml")})
+    return loaded.model_copy(update={"migration": moved})
+
+
+def write(config, text: str, mode: int = 0o600):
+    path = config.path(config.migration.credentials)
+    path.write_text(text)
+    path.chmod(mode)
+    return path
+
+
+def test_credentials_readable_by_others_are_refused(config):
+    path = write(config, "master_user: admin\nmaster_password: s3cret\n", 0o644)
+    with pytest.raises(ConfigError) as caught:
+        migration.credentials(config)
+    assert caught.value.problems == [f"{path}: mode 644: others may read these passwords; chmod 600 {path}"]
+    assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("master_user: admin\n", "master_password: missing (master_user needs it)"),
+    ("master_user: admin\nmaster_password: [1]\n", "master_password: must be one line of text"),
+    ("passwords: [a, b]\n", "passwords: must map each address to its password"),
+    ("password: x\n", "expected master_user, master_password and/or passwords"),
+])
+def test_malformed_credentials_are_named(config, text, problem):
+    path = write(config, text)
+    with pytest.raises(ConfigError) as caught:
+        migration.credentials(config)
+    assert caught.value.problems == [f"{path}: {problem}"]
+
+
+def test_a_user_without_a_login_is_named(config):
+    write(config, "passwords: {dave@mailstack.test: pw}\n")
+    login = migration.credentials(config)
+    assert login.login("dave@mailstack.test") == ("dave@mailstack.test", "pw")
+    with pytest.raises(migration.MigrationError, match="no password for erin@mailstack.test"):
+        login.login("erin@mailstack.test")
+
+
+def test_a_password_stays_one_quoted_value(config):
+    write(config, 'master_user: admin\nmaster_password: "a\\" \\\\ <x"\n')
+    settings = migration.imapc_settings(config, "dave@mailstack.test", migration.credentials(config))
+    assert 'imapc_password = "a\\" \\\\ <x"\n' in settings
+    assert 'imapc_master_user = "admin"\n' in settings
+
+
+def message(sha: str, flags: str = "", date: int = 1) -> migration.Message:
+    return migration.Message(sha, flags, date)
+
+
+def folder(name: str, *messages: migration.Message) -> migration.Folder:
+    return migration.Folder(name, dict(enumerate(messages, start=1)))
+
+
+def test_compare_names_missing_extra_duplicate_and_altered_messages():
+    old = {"INBOX": folder("INBOX", message("a"), message("b", date=2), message("c", date=3)),
+           "Archive": folder("Archive", message("d"))}
+    new = {"INBOX": folder("INBOX", message("a"), message("a"), message("B", date=2)),
+           "Sent": folder("Sent")}
+    found = [(d.folder, d.kind) for d in migration.compare("u", old, new)]
+    assert found == [("Archive", "missing folder"), ("INBOX", "altered"), ("INBOX", "missing"), ("INBOX", "extra")]
+
+
+def test_compare_finds_nothing_in_equal_mailboxes():
+    old = {"INBOX": folder("INBOX", message("a", "\\Seen"), message("a", "\\Seen"))}
+    assert migration.compare("u", old, old) == []
