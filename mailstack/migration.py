@@ -324,17 +324,19 @@ def quota(config: Config, user: str) -> int:
 
 
 def plan(config: Config, chosen: list[str], login: Credentials) -> list[UserPlan]:
-    """What each user holds on the old server and whether it fits their quota on the cluster."""
-    plans = []
-    for user in chosen:
+    """What each user holds on the old server and whether it fits their quota on the cluster
+    (``migration.parallel`` users read at once)."""
+    def one(user: str) -> UserPlan:
         imap = source_session(config, user, login)
         try:
             folders = sizes(imap)
         finally:
             imap.logout()
-        plans.append(UserPlan(user, len(folders), sum(len(folder.messages) for folder in folders),
-                              sum(folder.sizes for folder in folders), quota(config, user)))
-    return plans
+        return UserPlan(user, len(folders), sum(len(folder.messages) for folder in folders),
+                        sum(folder.sizes for folder in folders), quota(config, user))
+
+    with ThreadPoolExecutor(config.migration.parallel) as pool:
+        return list(pool.map(one, chosen))
 
 
 # The copy.

@@ -175,13 +175,13 @@ def fill(config: Config, user: str, messages: list[Mail]) -> None:
         imap.logout()
 
 
-def load(config: Config, heavy: str, light: list[str], over: str) -> dict[str, int]:
-    """The corpus for the ``heavy`` user, the ``light`` ones and the one ``over`` quota; returns
+def load(config: Config, heavy: list[str], light: list[str], over: list[str]) -> dict[str, int]:
+    """The corpus for the ``heavy`` users, the ``light`` ones and those ``over`` quota; returns
     how many messages each got."""
     loaded = {}
-    for user in [heavy, *light, over]:
+    for user in [*heavy, *light, *over]:
         reset_user(config, user, config.lab.passwords[user])
-        messages = list(mails(user, user == heavy)) if user != over else list(over_quota(user))
+        messages = list(over_quota(user)) if user in over else list(mails(user, user in heavy))
         fill(config, user, messages)
         loaded[user] = len(messages)
     return loaded

@@ -58,7 +58,7 @@ def loaded(lab):
     starts on empty mailboxes: the corpus makes its users anew on the old server, and dsync
     refuses to replace an INBOX that another sync made)."""
     wipe(lab, [*MIGRATED, OVER])
-    return corpus.load(lab.config, HEAVY, LIGHT, OVER)
+    return corpus.load(lab.config, [HEAVY], LIGHT, [OVER])
 
 
 def wipe(lab, users: list[str]) -> None:
