@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from . import certificates, keys, ssh, users
+from . import certificates, keys, mailboxes, ssh, users
 from .config import Config, ConfigError
 
 MASTER_USER = "mailstack-migrate"
@@ -39,7 +39,6 @@ with it. It exists only while the configuration has a ``migration`` section."""
 MASTER_PASSWORD = "migrate.pass"
 STATE = "/var/lib/mailstack/migration"
 METRICS = "/var/lib/prometheus/node-exporter/mailstack_migration.prom"
-EPHEMERAL_FLAGS = {"\\Recent"}
 LAB_ADMIN = "admin"
 
 
@@ -212,14 +211,16 @@ class Folder:
     messages: dict[int, Message] = field(default_factory=dict)
     """By UID."""
     sizes: int = 0
+    subscribed: bool = False
 
 
 _FETCHED = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)|INTERNALDATE \"([^\"]+)\"|RFC822\.SIZE (\d+)")
 
 
-def _folders(imap: imaplib.IMAP4_SSL) -> list[str]:
-    """Every selectable folder, in the server's own names (IMAP's modified UTF-7)."""
-    typ, listed = imap.list()
+def _folders(imap: imaplib.IMAP4_SSL, command: str = "LIST") -> list[str]:
+    """Every selectable folder (``LSUB``: every subscribed one), in the server's own names (IMAP's
+    modified UTF-7)."""
+    typ, listed = imap.lsub() if command == "LSUB" else imap.list()
     names = []
     for line in listed:
         if isinstance(line, tuple):  # the name came as a literal
@@ -237,12 +238,12 @@ def _folders(imap: imaplib.IMAP4_SSL) -> list[str]:
     return names
 
 
-def _quoted(name: str) -> str:
+def quoted(name: str) -> str:
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _fetch(imap: imaplib.IMAP4_SSL, folder: str, items: str) -> Iterable[tuple[dict, bytes | None]]:
-    typ, _ = imap.select(_quoted(folder), readonly=True)
+    typ, _ = imap.select(quoted(folder), readonly=True)
     if typ != "OK":
         raise MigrationError(f"cannot open folder {folder}")
     typ, data = imap.uid("FETCH", "1:*", f"({items})")
@@ -259,7 +260,7 @@ def _fetch(imap: imaplib.IMAP4_SSL, folder: str, items: str) -> Iterable[tuple[d
             if uid:
                 found["uid"] = int(uid)
             elif flags is not None:
-                found["flags"] = " ".join(sorted(set(flags.decode().split()) - EPHEMERAL_FLAGS))
+                found["flags"] = " ".join(sorted(set(flags.decode().split()) - mailboxes.EPHEMERAL_FLAGS))
             elif date:
                 found["date"] = int(datetime.strptime(date.decode(), "%d-%b-%Y %H:%M:%S %z").timestamp())
             elif size:
@@ -280,10 +281,12 @@ def sizes(imap: imaplib.IMAP4_SSL) -> list[Folder]:
 
 
 def contents(imap: imaplib.IMAP4_SSL) -> dict[str, Folder]:
-    """Every message of every folder: the SHA-256 of its bytes, its flags and INTERNALDATE."""
+    """Every message of every folder: the SHA-256 of its bytes, its flags and INTERNALDATE; and
+    whether the folder is subscribed."""
     folders = {}
+    subscribed = set(_folders(imap, "LSUB"))
     for name in _folders(imap):
-        folder = Folder(name)
+        folder = Folder(name, subscribed=name in subscribed)
         for found, body in _fetch(imap, name, "FLAGS INTERNALDATE BODY.PEEK[]"):
             folder.messages[found["uid"]] = Message(hashlib.sha256(body or b"").hexdigest(), found["flags"],
                                                     found["date"])
@@ -530,11 +533,27 @@ def status(config: Config) -> dict[str, dict]:
 class Difference:
     user: str
     folder: str
-    kind: str  # missing, extra, altered, missing folder
+    kind: str  # missing, extra, altered, missing folder, extra folder, subscription
     detail: str
 
     def __str__(self) -> str:
         return f"{self.user}: {readable(self.folder)}: {self.kind}: {self.detail}"
+
+
+def modified_utf7(name: str) -> str:
+    """A folder name in IMAP's modified UTF-7 (RFC 3501, 5.1.3), as servers without UTF8=ACCEPT take it."""
+    out, pending = [], ""
+    for char in name + "\0":
+        if " " <= char <= "~" or char == "\0":
+            if pending:
+                encoded = base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
+                out.append(f"&{encoded}-")
+                pending = ""
+            if char != "\0":
+                out.append("&-" if char == "&" else char)
+        else:
+            pending += char
+    return "".join(out)
 
 
 def readable(name: str) -> str:
@@ -559,6 +578,9 @@ def compare(user: str, old: dict[str, Folder], new: dict[str, Folder]) -> list[D
             if new[name].messages:  # the cluster's own empty special folders are no difference
                 differences.append(Difference(user, name, "extra folder", f"{len(new[name].messages)} messages"))
             continue
+        if old[name].subscribed != new[name].subscribed:
+            differences.append(Difference(user, name, "subscription", "subscribed on the "
+                                          + ("old server only" if old[name].subscribed else "cluster only")))
         differences += _compare_folder(user, name, old[name], new[name])
     return differences
 

@@ -38,11 +38,11 @@ class Mail:
     raw: bytes
 
 
-def _crlf(text: str) -> bytes:
+def crlf(text: str) -> bytes:
     return text.replace("\n", "\r\n").encode()
 
 
-def _header(user: str, number: int, subject: str, date: int, extra: str = "") -> str:
+def header(user: str, number: int, subject: str, date: int, extra: str = "") -> str:
     return (f"From: Sender {number} <sender{number}@old.example.net>\nTo: {user}\n"
             f"Subject: {subject}\nDate: {_rfc822(date)}\nMessage-ID: <{number}.{user}@old.example.net>\n{extra}")
 
@@ -57,24 +57,24 @@ def _bodies(user: str, number: int, date: int, rng: random.Random) -> bytes:
                      for _ in range(rng.randint(20, 300)))
     shape = number % 4
     if shape == 0:  # plain text
-        return _crlf(_header(user, number, f"Plain note {number}", date) + f"\n{words}\n")
+        return crlf(header(user, number, f"Plain note {number}", date) + f"\n{words}\n")
     if shape == 1:  # multipart/alternative
-        return _crlf(_header(user, number, f"Newsletter {number}", date,
+        return crlf(header(user, number, f"Newsletter {number}", date,
                              'MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary="alt-b"\n')
                      + f"\n--alt-b\nContent-Type: text/plain\n\n{words}\n--alt-b\nContent-Type: text/html\n\n"
                        f"<p>{words}</p>\n--alt-b--\n")
     if shape == 2:  # multipart/mixed with a binary attachment
         attachment = base64.encodebytes(rng.randbytes(rng.randint(2000, 60000))).decode()
-        return _crlf(_header(user, number, f"Invoice {number}", date,
+        return crlf(header(user, number, f"Invoice {number}", date,
                              'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="mix-b"\n')
                      + f"\n--mix-b\nContent-Type: text/plain\n\n{words}\n--mix-b\n"
                        f'Content-Type: application/pdf; name="invoice-{number}.pdf"\n'
                        f"Content-Transfer-Encoding: base64\n\n{attachment}--mix-b--\n")
     # malformed MIME: a boundary that never closes, and 8-bit (Latin-1) bytes in a header
-    head = _crlf(_header(user, number, f"Gr\xfc\xdfe {number}", date,
+    head = crlf(header(user, number, f"Gr\xfc\xdfe {number}", date,
                          'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="never-closed"\n'))
     subject = f"Subject: Gr\xfc\xdfe {number}".encode()
-    return head.replace(subject, subject.decode().encode("latin-1")) + _crlf(f"\n--never-closed\n\n{words}\n")
+    return head.replace(subject, subject.decode().encode("latin-1")) + crlf(f"\n--never-closed\n\n{words}\n")
 
 
 def mails(user: str, heavy: bool) -> Iterator[Mail]:
@@ -92,8 +92,8 @@ def mails(user: str, heavy: bool) -> Iterator[Mail]:
             yield Mail(mail.folder, mail.flags, mail.date, mail.raw)
     if heavy:
         big = base64.encodebytes(rng.randbytes(BIG * 3 // 4)).decode()
-        yield Mail("Archive/2019", ("\\Seen",), 1568000000, _crlf(
-            _header(user, 9999, "The whole archive", 1568000000,
+        yield Mail("Archive/2019", ("\\Seen",), 1568000000, crlf(
+            header(user, 9999, "The whole archive", 1568000000,
                     'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="big-b"\n')
             + f"\n--big-b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n{big}"
               "--big-b--\n"))
@@ -104,7 +104,7 @@ def over_quota(user: str) -> Iterator[Mail]:
     rng = random.Random(user)
     for number in range(4):
         body = base64.encodebytes(rng.randbytes(OVER_QUOTA_BYTES // 4)).decode()
-        yield Mail("INBOX", ("\\Seen",), 1500000000 + number, _crlf(_header(user, number, "Scans", 1500000000)
+        yield Mail("INBOX", ("\\Seen",), 1500000000 + number, crlf(header(user, number, "Scans", 1500000000)
                                                                       + f"\n{body}"))
 
 
@@ -112,24 +112,8 @@ def _admin(config: Config) -> imaplib.IMAP4_SSL:
     return migration.source_session(config, "", migration.credentials(config), as_admin=True)
 
 
-def _mutf7(name: str) -> str:
-    """IMAP's modified UTF-7 (RFC 3501, 5.1.3) for folder names."""
-    out, pending = [], ""
-    for char in name + "\0":
-        if " " <= char <= "~" or char == "\0":
-            if pending:
-                encoded = base64.b64encode(pending.encode("utf-16-be")).decode().rstrip("=").replace("/", ",")
-                out.append(f"&{encoded}-")
-                pending = ""
-            if char != "\0":
-                out.append("&-" if char == "&" else char)
-        else:
-            pending += char
-    return "".join(out)
-
-
-def _quoted(name: str) -> str:
-    return migration._quoted(_mutf7(name))
+def quoted(name: str) -> str:
+    return migration.quoted(migration.modified_utf7(name))
 
 
 def reset_user(config: Config, user: str, password: str) -> None:
@@ -137,7 +121,7 @@ def reset_user(config: Config, user: str, password: str) -> None:
     legacy = config.hosts_in("legacy")[0]
     admin = _admin(config)
     try:
-        mailbox = _quoted(f"user/{user}")
+        mailbox = quoted(f"user/{user}")
         admin.setacl(mailbox, migration.credentials(config).master_user, "lrswipkxtecdan")
         admin.delete(mailbox)
         typ, data = admin.create(mailbox)
@@ -151,7 +135,7 @@ def reset_user(config: Config, user: str, password: str) -> None:
 
 
 def append(imap: imaplib.IMAP4_SSL, mail: Mail) -> None:
-    typ, data = imap.append(_quoted(mail.folder), f"({' '.join(mail.flags)})",
+    typ, data = imap.append(quoted(mail.folder), f"({' '.join(mail.flags)})",
                             imaplib.Time2Internaldate(mail.date), mail.raw)
     if typ != "OK":
         raise RuntimeError(f"APPEND to {mail.folder} failed: {data}")
@@ -164,11 +148,11 @@ def fill(config: Config, user: str, messages: list[Mail]) -> None:
         for folder in dict.fromkeys(mail.folder for mail in messages):
             if folder != "INBOX":
                 use = f" (USE ({SPECIAL[folder]}))" if folder in SPECIAL else ""
-                typ, data = imap._simple_command("CREATE", _quoted(folder) + use)
+                typ, data = imap._simple_command("CREATE", quoted(folder) + use)
                 if typ != "OK":
                     raise RuntimeError(f"CREATE {folder} failed: {data}")
             if folder not in UNSUBSCRIBED:
-                imap.subscribe(_quoted(folder))
+                imap.subscribe(quoted(folder))
         for mail in messages:
             append(imap, mail)
     finally:

@@ -4,6 +4,7 @@ Each host keeps its state under ``STATE/hosts/<name>``: a container its overlay 
 directory, a guest its disk images. ``start`` on a prepared host only boots it.
 """
 
+import errno
 import hashlib
 import ipaddress
 import os
@@ -192,7 +193,23 @@ class Container(LabHost):
             group = hierarchy / "mailstack-lab" / self.name
             if group.is_dir():
                 for folder, _, _ in sorted(os.walk(group), key=lambda entry: len(entry[0]), reverse=True):
-                    Path(folder).rmdir()
+                    remove_cgroup(Path(folder))
+
+
+def remove_cgroup(folder: Path, patience: float = 5.0) -> None:
+    """Remove an empty cgroup; the kernel may call it busy for a moment after its last process
+    ended, so this waits up to ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise LabError(f"cannot remove the cgroup {folder}: {error.strerror}") from None
+            time.sleep(0.2)
 
 
 class VirtualMachine(LabHost):

@@ -90,16 +90,19 @@ def test_a_user_over_quota_is_left_out_and_named(lab, loaded):
 
 
 def test_a_changed_source_moves_only_its_delta(lab, loaded):
+    """New mail, flags changed, a message expunged, a folder renamed, subscriptions changed."""
     imap = old_server(lab, HEAVY)
     try:
         for number in range(3):
-            corpus.append(imap, corpus.Mail("INBOX", ("$Forwarded",), 1790000000 + number, corpus._crlf(
-                corpus._header(HEAVY, 5000 + number, "Arrived after the first sync", 1790000000) + "\nnew\n")))
+            corpus.append(imap, corpus.Mail("INBOX", ("$Forwarded",), 1790000000 + number, corpus.crlf(
+                corpus.header(HEAVY, 5000 + number, "Arrived after the first sync", 1790000000) + "\nnew\n")))
         imap.select("INBOX")
         imap.uid("STORE", "1:2", "+FLAGS", r"(\Flagged $MailstackMoved)")
         imap.uid("STORE", "3", "+FLAGS", r"(\Deleted)")
         imap.uid("EXPUNGE", "3")  # only this one: the corpus marks other messages \\Deleted too
-        imap.rename(corpus._quoted(RENAMED[0]), corpus._quoted(RENAMED[1]))
+        imap.rename(corpus.quoted(RENAMED[0]), corpus.quoted(RENAMED[1]))
+        imap.unsubscribe(corpus.quoted("Archive"))
+        imap.subscribe(corpus.quoted("Junk E-mail"))
     finally:
         imap.logout()
     renamed = sum(1 for mail in corpus.mails(HEAVY, True) if mail.folder == RENAMED[0])

@@ -77,6 +77,21 @@ def test_compare_names_missing_extra_duplicate_and_altered_messages():
     assert found == [("Archive", "missing folder"), ("INBOX", "altered"), ("INBOX", "missing"), ("INBOX", "extra")]
 
 
+def test_compare_names_a_subscription_that_differs():
+    old = {"INBOX": folder("INBOX"), "Archive": migration.Folder("Archive", subscribed=True)}
+    new = {"INBOX": folder("INBOX"), "Archive": migration.Folder("Archive")}
+    assert [str(d) for d in migration.compare("u", old, new)] == ["u: Archive: subscription: subscribed on the"
+                                                                  " old server only"]
+
+
 def test_compare_finds_nothing_in_equal_mailboxes():
     old = {"INBOX": folder("INBOX", message("a", "\\Seen"), message("a", "\\Seen"))}
     assert migration.compare("u", old, old) == []
+
+
+def test_folder_names_in_modified_utf7_as_rfc_3501_writes_them():
+    name = "~peter/mail/\u53f0\u5317/\u65e5\u672c\u8a9e"
+    assert migration.modified_utf7(name) == "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
+    assert migration.readable("~peter/mail/&U,BTFw-/&ZeVnLIqe-") == name
+    assert migration.modified_utf7("Kunden & Partner") == "Kunden &- Partner"
+    assert migration.readable("Kunden &- Partner") == "Kunden & Partner"
