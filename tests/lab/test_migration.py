@@ -17,6 +17,7 @@ import pytest
 
 from mailstack import migration
 from mailstack.lab import corpus
+from tests.lab.faults import wait_for
 from tests.support import PROJECT, ssh
 
 pytestmark = pytest.mark.lab
@@ -58,7 +59,14 @@ def loaded(lab):
     starts on empty mailboxes: the corpus makes its users anew on the old server, and dsync
     refuses to replace an INBOX that another sync made)."""
     wipe(lab, [*MIGRATED, OVER])
-    return corpus.load(lab.config, [HEAVY], LIGHT, [OVER])
+    yield corpus.load(lab.config, [HEAVY], LIGHT, [OVER])
+    wait_for(lambda: replicated(lab), 120, "every mailbox replicates again")
+
+
+def replicated(lab) -> bool:
+    """No mx host's replicator has a user whose last sync failed."""
+    return not any(line.split()[-1] == "y" for host in lab.config.hosts_in("mx")
+                   for line in ssh(lab, host, "doveadm -f tab replicator status '*'").splitlines()[1:])
 
 
 def wipe(lab, users: list[str]) -> None:
