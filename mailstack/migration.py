@@ -15,6 +15,7 @@ import hashlib
 import imaplib
 import json
 import re
+import secrets
 import shlex
 import socket
 import ssl
@@ -109,8 +110,7 @@ def make_lab_credentials(config: Config) -> None:
     """The lab's old server gets an admin login with a random password, made once."""
     path = config.path(config.migration.credentials)
     if not path.exists():
-        password = keys.random_secret(path.with_suffix(".pass"), 24)
-        path.with_suffix(".pass").unlink()
+        password = secrets.token_urlsafe(18)
         keys.write_private(path, yaml.safe_dump({"master_user": LAB_ADMIN, "master_password": password}).encode())
 
 
