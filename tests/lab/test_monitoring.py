@@ -34,7 +34,16 @@ def status_of(lab, capsys, *options: str) -> tuple[int, str]:
 
 
 def status_all_well(lab, capsys, limit: float = 180) -> None:
-    faults.wait_for(lambda: status_of(lab, capsys)[0] == 0, limit, "mailstack status all well", interval=3)
+    said = {}
+
+    def all_well() -> bool:
+        code, said["last"] = status_of(lab, capsys)
+        return code == 0
+
+    try:
+        faults.wait_for(all_well, limit, "mailstack status all well", interval=3)
+    except TimeoutError as error:
+        raise TimeoutError(f"{error}; it last said:\n{said['last']}") from None
 
 
 @pytest.fixture
