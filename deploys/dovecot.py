@@ -36,19 +36,30 @@ def values(target: Target) -> dict:
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,
         "migration_master": f"{migration.MASTER_USER}:{migration.master_hash(config)}" if config.migration else None,
+        "migration_proxied": migration.PROXIED if config.migration else None,
+        "routes": migration.routes(config, {}) if config.migration else None,
     }
 
+
+def managed_files(config) -> tuple[ManagedFile, ...]:
+    """Dovecot's own files; during a migration also the proxy passdb of the users not cut over,
+    which ``mailstack migrate cutover`` changes from then on (the deploy makes it once)."""
+    routes = (ManagedFile(migration.PROXIED, create_only=True),) if config.migration else ()
+    return FILES + routes
+
+
+FILES = (
+    ManagedFile("/etc/dovecot/dovecot.conf"),
+    ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
+    ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
+    ManagedFile("/etc/dovecot/master-users", mode="640", group="dovecot"),
+    ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
+)
 
 DOVECOT = Component(
     dovecot,
     MAIL,
-    files=(
-        ManagedFile("/etc/dovecot/dovecot.conf"),
-        ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
-        ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
-        ManagedFile("/etc/dovecot/master-users", mode="640", group="dovecot"),
-        ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
-    ),
+    files=managed_files,
     check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
     values=values,
 )

@@ -1,6 +1,7 @@
 """The organisation's old mail server, for the lab: Cyrus IMAP over IMAPS with a certificate
-from the lab CA, so the migration (``mailstack migrate``) is proven against a real server that
-is not Dovecot. Only for the lab, on ``legacy`` hosts.
+from the lab CA, and Postfix taking its mail over SMTP into Cyrus (LMTP), so the migration
+(``mailstack migrate``) is proven against a real server that is not Dovecot. Only for the
+lab, on ``legacy`` hosts.
 
 Users log in with their full address (``virtdomains: userid``); folders are separated by
 ``/`` and sit beside INBOX (``altnamespace``), as most old servers present them. The admin
@@ -9,7 +10,7 @@ their mail are loaded by the lab's corpus (``mailstack.lab.corpus``), not by thi
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import server
+from pyinfra.operations import apt, server
 
 from deploys.common import configured_service
 from mailstack import migration
@@ -20,8 +21,10 @@ ADMIN_PASSWORD = "/etc/cyrus/admin.pass"
 
 @deploy("The old IMAP server (Cyrus)")
 def legacy_imap():
-    files = configured_service(LEGACY_IMAP, "cyrus-imapd", "Cyrus IMAP",
-                               packages=["postfix", "cyrus-imapd", "cyrus-admin", "sasl2-bin"], restarted=True)
+    apt.packages(name="Install Postfix", packages=["postfix"])
+    server.user(name="Let Postfix reach Cyrus's LMTP socket", user="postfix", groups=["mail"], append=True)
+    files = configured_service(LEGACY_IMAP, ("cyrus-imapd", "postfix"), "Cyrus IMAP and Postfix",
+                               packages=["cyrus-imapd", "cyrus-admin", "sasl2-bin"], restarted=True)
     server.shell(
         name="Set the admin login's password (saslpasswd2 reads it from stdin)",
         commands=[f"tr -d '\\n' < {ADMIN_PASSWORD} | saslpasswd2 -p -c \"$(cat /etc/cyrus/admin.user)\""
@@ -37,6 +40,7 @@ def values(target: Target) -> dict:
         "admin_password": login.master_password,
         "certificate": target.named_secret(f"{target.name}.pem"),
         "key": target.named_secret(f"{target.name}.key"),
+        "clients": [str(target.config.lab.address.network)] if target.config.lab else [],
     }
 
 
@@ -50,11 +54,15 @@ LEGACY_IMAP = Component(
         ManagedFile(ADMIN_PASSWORD, mode="600"),
         ManagedFile("/etc/cyrus/cert.pem", user="cyrus", group="mail"),
         ManagedFile("/etc/cyrus/key.pem", mode="600", user="cyrus", group="mail"),
+        ManagedFile("/etc/postfix/main.cf", template_path="/etc/postfix/legacy-main.cf"),
     ),
     # conf-lint names each setting Cyrus does not know, and fails on a file it cannot read; it runs
     # as the cyrus user, who may not enter the staging folder
     check='lint=$(mktemp -d) && cp {root}/etc/imapd.conf {root}/etc/cyrus.conf "$lint" && chown -R cyrus "$lint"'
           ' && known=$(/usr/lib/cyrus/bin/cyr_info -C "$lint/imapd.conf" -M "$lint/cyrus.conf" conf-lint)'
-          ' && rm -r "$lint" && test -z "$known"',
+          ' && rm -r "$lint" && test -z "$known"'
+          # main.cf beside the package's own master.cf, which stays as Debian ships it
+          " && cp /etc/postfix/master.cf {root}/etc/postfix/"
+          " && postconf -c {root}/etc/postfix -n >/dev/null && postfix -c {root}/etc/postfix check",
     values=values,
 )

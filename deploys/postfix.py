@@ -3,7 +3,7 @@
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
-from mailstack import certificates, services
+from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import component_files
 
@@ -37,20 +37,31 @@ def values(target: Target) -> dict:
         "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
         "lb_addresses": services.addresses(config, "lb"),
         "sender_logins": sender_logins(config),
+        "migration_transport": migration.TRANSPORT if config.migration else None,
+        "routes": migration.routes(config, {}) if config.migration else None,
     }
 
+
+def managed_files(config) -> tuple[ManagedFile, ...]:
+    """Postfix's own files; during a migration also the transport of the users not cut over, which
+    ``mailstack migrate cutover`` changes from then on (the deploy makes it once: all on the old server)."""
+    routes = (ManagedFile(migration.TRANSPORT, create_only=True),) if config.migration else ()
+    return FILES + routes
+
+
+FILES = (
+    ManagedFile("/etc/postfix/main.cf"),
+    ManagedFile("/etc/postfix/master.cf"),
+    ManagedFile("/etc/postfix/virtual_mailboxes"),
+    ManagedFile("/etc/postfix/virtual_aliases"),
+    ManagedFile("/etc/postfix/sender_logins"),
+    ManagedFile("/etc/postfix/postscreen_access.cidr"),
+)
 
 POSTFIX = Component(
     postfix,
     MAIL,
-    files=(
-        ManagedFile("/etc/postfix/main.cf"),
-        ManagedFile("/etc/postfix/master.cf"),
-        ManagedFile("/etc/postfix/virtual_mailboxes"),
-        ManagedFile("/etc/postfix/virtual_aliases"),
-        ManagedFile("/etc/postfix/sender_logins"),
-        ManagedFile("/etc/postfix/postscreen_access.cidr"),
-    ),
+    files=managed_files,
     # postconf only warns about unknown parameters and malformed master.cf lines: treat warnings as errors.
     check=(
         "warnings=$(postconf -c {root}/etc/postfix -n 2>&1 >/dev/null;"

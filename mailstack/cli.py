@@ -315,7 +315,27 @@ def _migrate_status(config, chosen, args) -> int:
     return 0
 
 
-MIGRATE_ACTIONS = {"plan": _migrate_plan, "sync": _migrate_sync, "verify": _migrate_verify}
+def _migrate_cutover(config, chosen, login, args) -> int:
+    if args.wave is None:
+        raise ConfigError(config.source, ["mailstack migrate cutover: give --wave N"])
+    started = time.monotonic()
+    done = migrations.cutover(config, args.wave, login, report=lambda line: print(line, file=sys.stderr, flush=True))
+    migrations.record(config, "cutover", [{"user": one.user, "wave": args.wave} for one in done if one.ok])
+    migrations.record(config, "cutover-failed", [
+        {"user": one.user, "wave": args.wave, "error": one.synced.error, "differences": len(one.differences)}
+        for one in done if not one.ok])
+    failed = [one.user for one in done if not one.ok]
+    if args.json:
+        print(json.dumps({"wave": args.wave, "cut_over": [one.user for one in done if one.ok], "failed": failed,
+                          "seconds": round(time.monotonic() - started, 1)}))
+    else:
+        print(f"wave {args.wave}: {len(done) - len(failed)} users cut over in {time.monotonic() - started:.0f} s"
+              + (f"; still on the old server: {', '.join(failed)}" if failed else ""))
+    return 1 if failed else 0
+
+
+MIGRATE_ACTIONS = {"plan": _migrate_plan, "sync": _migrate_sync, "verify": _migrate_verify,
+                   "cutover": _migrate_cutover}
 
 
 def _time(value: str) -> datetime:
@@ -514,6 +534,7 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("migrate", help=migrate.__doc__, description=migrate.__doc__)
     sub.add_argument("action", choices=[*MIGRATE_ACTIONS, "status"])
     sub.add_argument("--user", action="append", help="only this user (repeatable; default: every user)")
+    sub.add_argument("--wave", type=int, help="cutover: the wave (from 1, as in migration.waves)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     _inventory_option(sub)
     sub.set_defaults(run=migrate)

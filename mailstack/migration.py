@@ -14,6 +14,7 @@ import getpass
 import hashlib
 import imaplib
 import json
+import math
 import re
 import secrets
 import shlex
@@ -39,6 +40,12 @@ MASTER_USER = "mailstack-migrate"
 with it. It exists only while the configuration has a ``migration`` section."""
 MASTER_PASSWORD = "migrate.pass"
 STATE = "/var/lib/mailstack/migration"
+ROUTES = "/etc/mailstack/migration"
+TRANSPORT = f"{ROUTES}/transport"
+"""Postfix's transport for the users not cut over: relayed to the old server, or held."""
+PROXIED = f"{ROUTES}/proxied"
+"""Dovecot's passdb extra fields for the users not cut over: proxied to the old server, or refused."""
+OLD, HELD, MOVED = "old", "held", "moved"
 METRICS = "/var/lib/prometheus/node-exporter/mailstack_migration.prom"
 LAB_ADMIN = "admin"
 
@@ -637,3 +644,126 @@ def verify_user(config: Config, user: str, login: Credentials) -> Verified:
     old, new = sides
     return Verified(user, sum(len(folder.messages) for folder in old.values()),
                     sum(folder.sizes for folder in old.values()), compare(user, old, new))
+
+
+# The cut-over: where each user's mail and logins go.
+
+def moving(config: Config) -> list[str]:
+    """The users who move, in the order the waves take them."""
+    return config.migration.users or [user.address for user in config.users]
+
+
+def wave_users(config: Config, number: int) -> list[str]:
+    """The users wave ``number`` (from 1) cuts over, and no earlier wave did."""
+    if not 1 <= number <= len(config.migration.waves):
+        raise ConfigError(config.source, [f"--wave {number}: {config.source} has waves 1 to"
+                                          f" {len(config.migration.waves)} (migration.waves)"])
+    users, taken, new = moving(config), [], []
+    for wave in config.migration.waves[:number]:
+        chosen = wave.users or users[:math.ceil(len(users) * wave.percent / 100)]
+        new = [user for user in chosen if user not in taken]
+        taken += new
+    return new
+
+
+def routes(config: Config, states: dict[str, str]) -> tuple[str, str]:
+    """Postfix's transport and Dovecot's proxy passdb for ``states`` (each moving user: OLD, HELD
+    or MOVED; a moved user is in neither file, so the cluster serves them)."""
+    where = source(config)
+    relay = config.migration.relay or where.host
+    transport, proxied = [], []
+    for user in moving(config):
+        state = states.get(user, OLD)
+        if state == OLD:
+            transport.append(f"{user} smtp:[{_address_of(config, relay)}]:25")
+            proxied.append(f"{user}::::::proxy=y host={where.host} hostip={_address_of(config, where.host)}"
+                           f" port={where.port} ssl=yes")
+        elif state == HELD:  # deferred until the cut-over ends; logins refused meanwhile
+            transport.append(f"{user} retry:4.2.0 mailbox moving to another server")
+            proxied.append(f"{user}::::::nologin=y reason=mailbox-moving-try-again-in-a-minute")
+    header = "# Written by mailstack migrate cutover (docs/migration.md); the deploy only makes it once.\n"
+    return header + "".join(line + "\n" for line in transport), header + "".join(line + "\n" for line in proxied)
+
+
+def states(config: Config, log: list[dict] | None = None) -> dict[str, str]:
+    """Each moving user's state, from the recorded cut-overs and rollbacks."""
+    found = dict.fromkeys(moving(config), OLD)
+    for entry in history(config) if log is None else log:
+        if entry["step"] in ("cutover", "rollback") and entry["user"] in found:
+            found[entry["user"]] = MOVED if entry["step"] == "cutover" else OLD
+    return found
+
+
+def push_routes(config: Config, wanted: dict[str, str], kicked: Iterable[str] = ()) -> None:
+    """Write the routes on every mx host, reload Postfix, and end the proxied sessions of ``kicked``
+    (Dovecot reads the proxy passdb anew whenever it changes)."""
+    kick = "".join(f"; doveadm proxy kick {shlex.quote(user)} >/dev/null 2>&1" for user in kicked)
+    for host in config.hosts_in("mx"):
+        for path, text in zip((TRANSPORT, PROXIED), routes(config, wanted)):
+            result = ssh.run(config, host, f"mkdir -p {ROUTES} && cat > {path}.new && mv {path}.new {path}",
+                             input=text.encode(), timeout=60)
+            if result.returncode != 0:
+                raise MigrationError(f"{host}: could not write {path}: {result.stderr.decode().strip()[-300:]}")
+        ssh.run(config, host, f"postfix reload >/dev/null 2>&1{kick}; true", timeout=60)
+
+
+def wait_for_deliveries(config: Config, users: list[str], limit: float = 120) -> None:
+    """Until no mx host is still handing mail for ``users`` to the old server."""
+    deadline = time.monotonic() + limit
+    for host in config.hosts_in("mx"):
+        while True:
+            listed = ssh.run(config, host, "postqueue -j", timeout=60).stdout.decode().splitlines()
+            busy = [item for item in map(json.loads, listed) if item["queue_name"] == "active"
+                    and any(rcpt["address"] in users for rcpt in item["recipients"])]
+            if not busy:
+                break
+            if time.monotonic() > deadline:
+                raise MigrationError(f"{host}: mail for {', '.join(users)} is still being delivered after {limit} s")
+            time.sleep(0.5)
+
+
+def release(config: Config) -> None:
+    """Deliver the mail held meanwhile, now by the new routes."""
+    for host in config.hosts_in("mx"):
+        ssh.run(config, host, "postqueue -f", timeout=60)
+
+
+@dataclass
+class CutOver:
+    user: str
+    synced: Synced
+    differences: list[Difference] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.synced.error and not self.differences
+
+
+def cutover(config: Config, number: int, login: Credentials,
+            report: Callable[[str], None] = lambda line: None) -> list[CutOver]:
+    """Cut over wave ``number``: hold its users' mail and logins, copy the last changes, verify,
+    then serve them from the cluster and deliver what was held. A user whose copy fails or
+    differs goes back to the old server as before, and is named."""
+    current = states(config)
+    users = [user for user in wave_users(config, number) if current[user] != MOVED]
+    if not users:
+        return []
+    if misfits := [one.user for one in plan(config, users, login) if not one.fits]:
+        raise MigrationError(f"over their quota on the cluster: {', '.join(misfits)}; raise it first")
+    report(f"holding the mail and logins of {len(users)} users")
+    push_routes(config, {**current, **dict.fromkeys(users, HELD)}, kicked=users)
+    wait_for_deliveries(config, users)
+    host = active_mx(config)
+
+    def last_copy(user: str) -> CutOver:
+        synced = sync_user(config, host, user, login)
+        done = CutOver(user, synced, [] if synced.error else verify_user(config, user, login).differences)
+        report(f"{user}: " + ("cut over" if done.ok else "stays on the old server: "
+                              + (synced.error or f"{len(done.differences)} differences")))
+        return done
+
+    with ThreadPoolExecutor(config.migration.parallel) as pool:
+        results = list(pool.map(last_copy, users))
+    push_routes(config, {**current, **{one.user: MOVED if one.ok else OLD for one in results}})
+    release(config)
+    return results

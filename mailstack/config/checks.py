@@ -18,6 +18,7 @@ def cross_check(config: Config) -> list[Problem]:
         *_storage(config),
         *_tls(config),
         *_lab(config),
+        *_migration(config),
     ]
 
 
@@ -202,3 +203,22 @@ def _lab(config: Config) -> Iterator[Problem]:
                 f"{device} is not a disk of the lab's guests, which have {config.lab.vm_disks}"
                 f" ({', '.join(sorted(disks)) or 'none'}; lab.vm_disks)"
             )
+
+
+def _migration(config: Config) -> Iterator[Problem]:
+    if config.migration is None:
+        return
+    users = {user.address for user in config.users}
+    for index, address in enumerate(config.migration.users):
+        if address not in users:
+            yield ("migration", "users", index), f"{address} is not a user of this configuration"
+    moving = set(config.migration.users) or users
+    percents = []
+    for index, wave in enumerate(config.migration.waves):
+        for at, address in enumerate(wave.users):
+            if address not in moving:
+                yield ("migration", "waves", index, "users", at), f"{address} is not among migration.users"
+        if wave.percent is not None:
+            if percents and wave.percent <= percents[-1]:
+                yield ("migration", "waves", index, "percent"), f"{wave.percent} % is not more than an earlier wave's"
+            percents.append(wave.percent)

@@ -481,6 +481,22 @@ class Backup(Section):
     )
 
 
+class Wave(Section):
+    """One step of the cut-over: a share of the migrating users, or named ones."""
+
+    percent: int | None = setting(
+        None, example=10, doc="Up to this share of `migration.users` (in their order) is cut over by this wave.",
+        ge=1, le=100,
+    )
+    users: list[EmailAddress] = setting([], example=["alice@example.com"], doc="Or exactly these users.")
+
+    @model_validator(mode="after")
+    def _one_way(self):
+        if (self.percent is None) == (not self.users):
+            raise ValueError("give a wave either percent or users, not both and not neither")
+        return self
+
+
 class Migration(Section):
     """Moving mail from an organisation's old IMAP server onto the cluster (`mailstack migrate`,
     docs/migration.md)."""
@@ -496,6 +512,20 @@ class Migration(Section):
         doc="The CA that signed the old server's certificate, if not one the hosts already trust.",
     )
     parallel: int = setting(4, example=8, doc="Mailboxes copied at once.", ge=1, le=64)
+    users: list[EmailAddress] = setting(
+        [], example=["alice@example.com", "bob@example.com"],
+        doc="The users who move, in the order waves take them (default: every user). Until their wave is cut"
+        " over, the cluster relays their mail to the old server and proxies their IMAP logins there.",
+    )
+    relay: ServerName | None = setting(
+        None, example="mx.old.example.com",
+        doc="The old server's SMTP host, which takes the mail of users not yet cut over (default: the source's"
+        " host), on port 25.",
+    )
+    waves: list[Wave] = setting(
+        [Wave(percent=10), Wave(percent=50), Wave(percent=100)], example=[{"percent": 10}, {"users": ["a@b.c"]}],
+        doc="The cut-over waves, in order (`mailstack migrate cutover --wave N`).", min_length=1,
+    )
 
 
 class Config(Section):

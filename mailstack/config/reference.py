@@ -133,6 +133,8 @@ def _default(default) -> str:
 
 
 def _inline(value) -> str:
+    if isinstance(value, list):  # a list of sections (migration.waves) as its YAML would be written
+        value = [item.model_dump(exclude_defaults=True) if isinstance(item, BaseModel) else item for item in value]
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000).strip().removesuffix("\n...")
     return text.replace("|", "\\|")
 

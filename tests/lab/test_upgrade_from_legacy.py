@@ -3,7 +3,9 @@ corpus of ``mailstack.lab.corpus``) with ``mailstack migrate``: the plan counts 
 names the user over quota; a sync then verify finds every message the same (bytes, flags,
 INTERNALDATE); a changed source moves only its delta; a sync killed mid-way is finished by
 the next without a duplicate; one altered byte on the cluster is named with its user, folder
-and message. The tests run in order: each starts from the state the previous one left."""
+and message; a cut-over wave moves its user while their mail keeps arriving, and leaves the
+others on the old server behind the cluster's virtual IP. The tests run in order: each starts
+from the state the previous one left."""
 
 import hashlib
 import imaplib
@@ -11,12 +13,16 @@ import json
 import signal
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from mailstack import migration
 from mailstack.lab import corpus
+from mailstack.lab.mailcheck import message
 from tests.lab.faults import wait_for
 from tests.support import PROJECT, ssh
 
@@ -59,6 +65,9 @@ def loaded(lab):
     starts on empty mailboxes: the corpus makes its users anew on the old server, and dsync
     refuses to replace an INBOX that another sync made)."""
     wipe(lab, [*MIGRATED, OVER])
+    for host in lab.config.hosts_in("mx"):  # a migration of its own: no earlier steps, nobody cut over
+        ssh(lab, host, f"rm -f {migration.STATE}/log.jsonl")
+    migration.push_routes(lab.config, {})
     yield corpus.load(lab.config, [HEAVY], LIGHT, [OVER])
     wait_for(lambda: replicated(lab), 120, "every mailbox replicates again")
 
@@ -164,8 +173,75 @@ def test_one_altered_byte_is_named_with_its_user_folder_and_message(lab, loaded)
     assert [result["differences"] for result in succeeded(migrate(lab, "verify", users=[user]))] == [[]]
 
 
+def subjects(imap: imaplib.IMAP4_SSL, prefix: str) -> Counter:
+    """The subjects starting with ``prefix`` in the INBOX of ``imap``, counted."""
+    imap.select("INBOX", readonly=True)
+    typ, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    found = [part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
+    return Counter(subject for subject in found if subject.startswith(prefix))
+
+
+def on_old_server(lab, user: str, prefix: str) -> Counter:
+    imap = old_server(lab, user)
+    try:
+        return subjects(imap, prefix)
+    finally:
+        imap.logout()
+
+
+def on_cluster(lab, user: str, prefix: str) -> Counter:
+    imap = migration.cluster_session(lab.config, user)
+    try:
+        return subjects(imap, prefix)
+    finally:
+        imap.logout()
+
+
+def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip):
+    """Wave 1 (10 %): its user's mail, sent all through the cut-over, is on the cluster once each;
+    afterwards they are served by the cluster, while a user of a later wave still logs in to the
+    old server through the virtual IP and their mail lands there."""
+    moved, stays = migration.wave_users(lab.config, 1), LIGHT[1]
+    assert moved == [LIGHT[0]]
+    prefix = f"cut-over {time.time_ns()}"
+    sent, stop = [], threading.Event()
+
+    def keep_sending():
+        while not stop.is_set():
+            subject = f"{prefix} {len(sent)}"
+            vip.send("alice", message(vip.user("alice"), moved[0], subject))
+            sent.append(subject)
+            time.sleep(0.2)
+
+    with ThreadPoolExecutor(1) as pool:
+        sending = pool.submit(keep_sending)
+        time.sleep(2)
+        done = succeeded(migrate(lab, "cutover", "--wave", "1", users=[]))
+        time.sleep(2)
+        stop.set()
+        sending.result()
+    assert done["cut_over"] == moved and done["failed"] == []
+    wanted = Counter(sent)
+    wait_for(lambda: on_cluster(lab, moved[0], prefix) == wanted, 120, "every message once on the cluster")
+
+    marker = f"only on the old server {time.time_ns()}"
+    for user in (moved[0], stays):
+        imap = old_server(lab, user)
+        corpus.append(imap, corpus.Mail("INBOX", (), 1790000000, corpus.crlf(
+            corpus.header(user, 7000, marker, 1790000000) + "\nmarker\n")))
+        imap.logout()
+    for user, proxied in ((moved[0], False), (stays, True)):
+        with vip.imap(user.split("@")[0]) as imap:
+            assert bool(subjects(imap, marker)) == proxied, f"{user} served by the old server: {not proxied}"
+    letter = f"to the old server {time.time_ns()}"
+    vip.send("alice", message(vip.user("alice"), stays, letter))
+    wait_for(lambda: on_old_server(lab, stays, letter) == Counter([letter]), 60, "mail for a later wave on the old"
+             " server")
+
+
 def test_status_shows_each_step_with_who_ran_it(lab, loaded):
-    found = json.loads(migrate(lab, "status", users=[HEAVY, OVER]).stdout)
+    found = json.loads(migrate(lab, "status", users=[HEAVY, OVER, *LIGHT[:2]]).stdout)
     assert {"plan", "sync", "verify"} <= found[HEAVY].keys()
     assert found[OVER]["sync"]["error"].startswith("does not fit")
     assert found[HEAVY]["verify"]["who"] == migration.who()
+    assert found[LIGHT[0]]["cutover"]["wave"] == 1 and "cutover" not in found[LIGHT[1]]

@@ -95,3 +95,25 @@ def test_folder_names_in_modified_utf7_as_rfc_3501_writes_them():
     assert migration.readable("~peter/mail/&U,BTFw-/&ZeVnLIqe-") == name
     assert migration.modified_utf7("Kunden & Partner") == "Kunden &- Partner"
     assert migration.readable("Kunden &- Partner") == "Kunden & Partner"
+
+
+def test_waves_take_shares_of_the_moving_users_in_their_order(config):
+    moving = migration.moving(config)
+    assert len(moving) == 9
+    assert migration.wave_users(config, 1) == moving[:1]  # 10 % of 9, rounded up
+    assert migration.wave_users(config, 2) == moving[1:5]
+    assert migration.wave_users(config, 3) == moving[5:]
+    with pytest.raises(ConfigError, match="--wave 4: .* has waves 1 to 3"):
+        migration.wave_users(config, 4)
+
+
+def test_routes_relay_and_proxy_the_users_not_cut_over(config):
+    erin, frank, *_ = migration.moving(config)
+    transport, proxied = migration.routes(config, {erin: migration.MOVED, frank: migration.HELD})
+    assert erin not in transport + proxied
+    assert f"{frank} retry:4.2.0 mailbox moving to another server\n" in transport
+    assert f"{frank}::::::nologin=y" in proxied
+    others = migration.moving(config)[2:]
+    assert all(f"{user} smtp:[10.77.0.70]:25\n" in transport for user in others)
+    assert all(f"{user}::::::proxy=y host=legacy1.mailstack.test hostip=10.77.0.70 port=993 ssl=yes\n" in proxied
+               for user in others)
