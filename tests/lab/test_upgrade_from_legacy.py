@@ -177,7 +177,7 @@ def subjects(imap: imaplib.IMAP4_SSL, prefix: str) -> Counter:
     """The subjects starting with ``prefix`` in the INBOX of ``imap``, counted."""
     imap.select("INBOX", readonly=True)
     typ, data = imap.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    found = [part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
+    found = [part[1].decode(errors="replace").split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
     return Counter(subject for subject in found if subject.startswith(prefix))
 
 
