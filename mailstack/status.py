@@ -18,6 +18,10 @@ from .config import Config
 from .services import PROMETHEUS_PORT, listen
 
 TIMEOUT = 10
+REPLICATION_FAILED = "mailstack_replication_failed == 1"
+REPLICATION_STUCK = "min_over_time(mailstack_replication_failed[6m]) == 1"
+"""Failed at every scrape for longer than Dovecot's replicator waits (5 minutes) before it tries
+a failed user again: one stalled dsync that the retry clears is not a problem yet."""
 
 
 @dataclass(frozen=True)
@@ -155,18 +159,26 @@ def _replication(source: Source) -> list[Finding]:
     hosts: dict[str, dict[str, float]] = {}
     for labels, seconds in source.query("mailstack_replication_since_success_seconds"):
         hosts.setdefault(labels["host"], {})[labels["user"]] = seconds
-    failing: dict[str, list[str]] = {}
-    for labels, failed in source.query("mailstack_replication_failed == 1"):
-        failing.setdefault(labels["host"], []).append(labels["user"])
+    failed, stuck = _users_by_host(source, REPLICATION_FAILED), _users_by_host(source, REPLICATION_STUCK)
     findings = []
     for host, users in sorted(hosts.items()):
-        stuck = sorted(failing.get(host, []))
+        failing = stuck.get(host, [])
+        retried = [user for user in failed.get(host, []) if user not in failing]
         detail = f"{len(users)} user(s), the least recent synced {_duration(max(users.values()))}"
+        detail += f"; failing: {', '.join(failing)}" if failing else ""
+        detail += f"; retried within 5 min: {', '.join(retried)}" if retried else ""
         findings.append(Finding(
-            "replication", host, not stuck, detail + (f"; failing: {', '.join(stuck)}" if stuck else ""),
-            f"doveadm replicator status '*' on {host}; journalctl -u dovecot | grep dsync" if stuck else "",
+            "replication", host, not failing, detail,
+            f"doveadm replicator status '*' on {host}; journalctl -u dovecot | grep dsync" if failing else "",
         ))
     return findings
+
+
+def _users_by_host(source: Source, expression: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for labels, _ in source.query(expression):
+        found.setdefault(labels["host"], []).append(labels["user"])
+    return {host: sorted(users) for host, users in found.items()}
 
 
 def _backups(config: Config, source: Source) -> list[Finding]:

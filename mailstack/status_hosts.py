@@ -151,8 +151,9 @@ class HostsDirectly:
             if len(fields) >= 6:
                 labels = {"host": name, "user": fields[0]}
                 self._add("mailstack_replication_since_success_seconds", labels, _seconds(fields[4]))
-                if fields[5] != "-":
+                if fields[5] != "-":  # without Prometheus's history, a failed user counts as stuck
                     self._add("mailstack_replication_failed == 1", labels, 1)
+                    self._add("min_over_time(mailstack_replication_failed[6m]) == 1", labels, 1)
 
     def _read_backup(self, name: str, said: str) -> None:
         now, *metrics = said.splitlines()

@@ -30,7 +30,8 @@ HEALTHY = {
        for metric in ("postfix_up", "mailstack_rspamd_up", "redis_up")},
     "mailstack_replication_since_success_seconds": [({"host": "mx1", "user": "a@x"}, 30),
                                                     ({"host": "mx1", "user": "b@x"}, 4000)],
-    "mailstack_replication_failed == 1": [],
+    status.REPLICATION_FAILED: [],
+    status.REPLICATION_STUCK: [],
     MD: [({"host": "store1", "device": "md0"}, 0)],
     "node_zfs_zpool_state == 1": [],
     backup.AGE: [({"host": "mx2"}, 600), ({"host": "mx1"}, 90000)],
@@ -55,6 +56,11 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
     assert "ok   bak1:/srv/borg/lab: last good backup 10 min ago (from mx2)" in out
 
 
+def test_a_failed_sync_the_replicator_still_retries_is_named_but_well(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, HEALTHY | {status.REPLICATION_FAILED: [({"host": "mx1", "user": "b@x"}, 1)]})
+    assert code == 0 and "ok   mx1: 2 user(s), the least recent synced 67 min ago; retried within 5 min: b@x\n" in out
+
+
 @pytest.mark.parametrize("change, says", [
     ({"mailstack_vrrp_master": [({"host": "lb1"}, 1), ({"host": "lb2"}, 1)]}, "held by lb1, lb2 (split brain)"),
     ({"mailstack_vrrp_master": [({"host": "lb1"}, 0)]}, "held by no lb host"),
@@ -67,7 +73,8 @@ def test_a_healthy_cluster_is_all_well(monkeypatch, capsys):
     ({"redis_up": [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)]},
      "FAIL mx2: 0 message(s) queued, 0 deferred; Redis does not answer  -> systemctl status"),
     ({"mailstack_rspamd_up": [({"host": "mx1"}, 0)]}, "FAIL mx1: 3 message(s) queued, 2 deferred; Rspamd does not"),
-    ({"mailstack_replication_failed == 1": [({"host": "mx1", "user": "b@x"}, 1)]},
+    ({status.REPLICATION_FAILED: [({"host": "mx1", "user": "b@x"}, 1)],
+      status.REPLICATION_STUCK: [({"host": "mx1", "user": "b@x"}, 1)]},
      "FAIL mx1: 2 user(s), the least recent synced 67 min ago; failing: b@x  -> doveadm replicator status"),
     ({'ALERTS{alertstate="firing"}': [({"alertname": "BackendDown", "severity": "warning", "server": "mx1"}, 1)]},
      "FAIL BackendDown: server=mx1, severity=warning"),
