@@ -35,10 +35,16 @@ def values(target: Target) -> dict:
         "peers": [name for name in config.hosts_in("mx") if name != target.name],
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,
-        "migration_master": f"{migration.MASTER_USER}:{migration.master_hash(config)}" if config.migration else None,
+        "migration_master": master_login(target) if config.migration else None,
         "migration_proxied": migration.PROXIED if config.migration else None,
         "routes": migration.routes(config, {}) if config.migration else None,
     }
+
+
+def master_login(target: Target) -> str:
+    """The line of ``master-users`` for the migration's verification (docs/migration.md)."""
+    password = target.named_secret(migration.MASTER_PASSWORD)
+    return f"{migration.MASTER_USER}:{migration.master_hash(password)}"
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:

@@ -33,11 +33,20 @@ def legacy_imap():
     )
 
 
-def values(target: Target) -> dict:
+def admin_login(target: Target) -> tuple[str, str]:
+    """The admin login from the migration's credentials; a render for review runs without them."""
+    path = target.config.path(target.config.migration.credentials)
+    if target.review and not path.exists():
+        return migration.LAB_ADMIN, f"MISSING-SECRET:{path}"
     login = migration.credentials(target.config)
+    return login.master_user, login.master_password
+
+
+def values(target: Target) -> dict:
+    admin, password = admin_login(target)
     return {
-        "admin": login.master_user,
-        "admin_password": login.master_password,
+        "admin": admin,
+        "admin_password": password,
         "certificate": target.named_secret(f"{target.name}.pem"),
         "key": target.named_secret(f"{target.name}.key"),
         "clients": [str(target.config.lab.address.network)] if target.config.lab else [],
