@@ -137,9 +137,8 @@ def save_state(config: Config, host: str) -> str:
 def answering_mx(config: Config) -> str:
     """The standby mx host, or the other one if the standby does not answer."""
     hosts = sorted(config.hosts_in("mx"), key=lambda name: name != standby(config))
-    for name in hosts:
-        if ssh.run(config, name, "true", timeout=30).returncode == 0:
-            return name
+    if found := ssh.first_answering(config, hosts):
+        return found
     raise BackupError(f"no mx host answers over SSH ({', '.join(hosts)})")
 
 

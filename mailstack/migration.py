@@ -194,10 +194,9 @@ def cluster_session(config: Config, user: str) -> imaplib.IMAP4_SSL:
                   certificates.extra_roots(config), user, f"{user}*{MASTER_USER}", password)
 
 
-def master_hash(config: Config) -> str:
+def master_hash(password: str) -> str:
     """The master login's SHA512-CRYPT hash, salted from the password itself so that every
     render makes the same file (a random salt would change it on each deploy)."""
-    password = (config.secrets_dir / MASTER_PASSWORD).read_text().strip()
     digest = hashlib.sha256(b"mailstack-migrate\0" + password.encode()).digest()
     return users.hash_password(password, salt=base64.b64encode(digest, altchars=b"./").decode()[:16])
 
@@ -353,9 +352,8 @@ def plan(config: Config, chosen: list[str], login: Credentials) -> list[UserPlan
 
 def active_mx(config: Config) -> str:
     """The mx host HAProxy sends mail and logins to (``balance first``), or the other if it is down."""
-    for name in config.hosts_in("mx"):
-        if ssh.run(config, name, "true", timeout=30).returncode == 0:
-            return name
+    if found := ssh.first_answering(config, config.hosts_in("mx")):
+        return found
     raise MigrationError(f"no mx host answers over SSH ({', '.join(config.hosts_in('mx'))})")
 
 
@@ -739,6 +737,20 @@ class CutOver:
         return not self.synced.error and not self.differences
 
 
+def settled_copy(config: Config, host: str, user: str, login: Credentials, passes: int = 5) -> Synced:
+    """The last delta of a held user, copied again until a pass adds nothing: mail the cluster
+    relayed before the hold may still sit in the old server's own queue."""
+    total = Synced(user)
+    for _ in range(passes):
+        synced = sync_user(config, host, user, login)
+        total = Synced(user, total.added + synced.added, total.removed + synced.removed,
+                       total.seconds + synced.seconds, synced.error)
+        if synced.error or not synced.added:
+            return total
+    total.error = f"the old server was still taking in mail for {user} after {passes} copies"
+    return total
+
+
 def cutover(config: Config, number: int, login: Credentials,
             report: Callable[[str], None] = lambda line: None) -> list[CutOver]:
     """Cut over wave ``number``: hold its users' mail and logins, copy the last changes, verify,
@@ -756,7 +768,7 @@ def cutover(config: Config, number: int, login: Credentials,
     host = active_mx(config)
 
     def last_copy(user: str) -> CutOver:
-        synced = sync_user(config, host, user, login)
+        synced = settled_copy(config, host, user, login)
         done = CutOver(user, synced, [] if synced.error else verify_user(config, user, login).differences)
         report(f"{user}: " + ("cut over" if done.ok else "stays on the old server: "
                               + (synced.error or f"{len(done.differences)} differences")))

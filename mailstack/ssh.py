@@ -55,3 +55,8 @@ def config_file(config: Config) -> Path:
 def run(config: Config, host: str, command: str, **options) -> subprocess.CompletedProcess:
     """``command`` on ``host``, as the deploy reaches it; ``options`` as for ``subprocess.run``."""
     return subprocess.run(["ssh", "-F", str(config_file(config)), host, command], capture_output=True, **options)
+
+
+def first_answering(config: Config, hosts: list[str]) -> str | None:
+    """The first of ``hosts`` that answers over SSH."""
+    return next((name for name in hosts if run(config, name, "true", timeout=30).returncode == 0), None)

@@ -69,6 +69,9 @@ def loaded(lab):
         ssh(lab, host, f"rm -f {migration.STATE}/log.jsonl")
     migration.push_routes(lab.config, {})
     yield corpus.load(lab.config, [HEAVY], LIGHT, [OVER])
+    for host in lab.config.hosts_in("mx"):  # a sync the wipe broke would be retried only after 5 minutes
+        ssh(lab, host, "doveadm -f tab replicator status '*' | awk -F '\\t' 'NR > 1 && $6 == \"y\" {print $1}'"
+            " | xargs -r -n 1 doveadm replicator replicate -f")
     wait_for(lambda: replicated(lab), 120, "every mailbox replicates again")
 
 

@@ -117,3 +117,27 @@ def test_routes_relay_and_proxy_the_users_not_cut_over(config):
     assert all(f"{user} smtp:[10.77.0.70]:25\n" in transport for user in others)
     assert all(f"{user}::::::proxy=y host=legacy1.mailstack.test hostip=10.77.0.70 port=993 ssl=yes\n" in proxied
                for user in others)
+
+
+def copies(monkeypatch, added: list[int]) -> list[int]:
+    """``sync_user`` faked: each copy adds the next of ``added``; the copies made are counted."""
+    made = []
+
+    def copy(config, host, user, login):
+        made.append(user)
+        return migration.Synced(user, added=added[len(made) - 1], seconds=1.0)
+
+    monkeypatch.setattr(migration, "sync_user", copy)
+    return made
+
+
+def test_the_last_delta_is_copied_until_a_copy_adds_nothing(config, monkeypatch):
+    made = copies(monkeypatch, [3, 1, 0])
+    settled = migration.settled_copy(config, "mx1", "erin@mailstack.test", login=None)
+    assert (settled.added, settled.seconds, settled.error, len(made)) == (4, 3.0, None, 3)
+
+
+def test_a_user_whose_mail_keeps_reaching_the_old_server_is_not_settled(config, monkeypatch):
+    made = copies(monkeypatch, [1] * 5)
+    settled = migration.settled_copy(config, "mx1", "erin@mailstack.test", login=None)
+    assert len(made) == 5 and settled.error.startswith("the old server was still taking in mail")
