@@ -439,6 +439,10 @@ def sync(config: Config, plans: list[UserPlan], login: Credentials,
          report: Callable[[str], None] = lambda line: None, every: float = 5.0) -> list[Synced]:
     """Copy every planned user that fits onto the active mx host, ``migration.parallel`` at once,
     reporting progress every ``every`` seconds."""
+    current = states(config)
+    if moved := [plan.user for plan in plans if current.get(plan.user) == MOVED]:
+        raise MigrationError(f"cut over already: {', '.join(moved)}; a sync would delete the mail that reached"
+                             " them on the cluster since (docs/migration.md)")
     host = active_mx(config)
     done: list[Synced] = [Synced(plan.user, error=f"does not fit: {plan.bytes} bytes on the old server,"
                                  f" quota {plan.quota}") for plan in plans if not plan.fits]

@@ -141,3 +141,11 @@ def test_a_user_whose_mail_keeps_reaching_the_old_server_is_not_settled(config, 
     made = copies(monkeypatch, [1] * 5)
     settled = migration.settled_copy(config, "mx1", "erin@mailstack.test", login=None)
     assert len(made) == 5 and settled.error.startswith("the old server was still taking in mail")
+
+
+def test_a_user_cut_over_is_never_synced_again(config, monkeypatch):
+    erin = migration.moving(config)[0]
+    monkeypatch.setattr(migration, "history", lambda config: [{"step": "cutover", "user": erin, "wave": 1}])
+    copies(monkeypatch, [])
+    with pytest.raises(migration.MigrationError, match=f"cut over already: {erin}; a sync would delete"):
+        migration.sync(config, [migration.UserPlan(erin, 1, 1, 1, 10)], login=None)
