@@ -22,7 +22,6 @@ ADMIN_PASSWORD = "/etc/cyrus/admin.pass"
 @deploy("The old IMAP server (Cyrus)")
 def legacy_imap():
     apt.packages(name="Install Postfix", packages=["postfix"])
-    server.user(name="Let Postfix reach Cyrus's LMTP socket", user="postfix", groups=["mail"], append=True)
     files = configured_service(LEGACY_IMAP, ("cyrus-imapd", "postfix"), "Cyrus IMAP and Postfix",
                                packages=["cyrus-imapd", "cyrus-admin", "sasl2-bin"], restarted=True)
     server.shell(

@@ -46,6 +46,9 @@ TRANSPORT = f"{ROUTES}/transport"
 PROXIED = f"{ROUTES}/proxied"
 """Dovecot's passdb extra fields for the users not cut over: proxied to the old server, or refused."""
 OLD, HELD, MOVED = "old", "held", "moved"
+NO_PASSWORD = ":::::::"
+"""A proxied line's empty password, uid, gid, gecos, home and shell: its extra fields follow
+(the password was checked by the users' passdb before)."""
 METRICS = "/var/lib/prometheus/node-exporter/mailstack_migration.prom"
 LAB_ADMIN = "admin"
 
@@ -678,11 +681,11 @@ def routes(config: Config, states: dict[str, str]) -> tuple[str, str]:
         state = states.get(user, OLD)
         if state == OLD:
             transport.append(f"{user} smtp:[{_address_of(config, relay)}]:25")
-            proxied.append(f"{user}::::::proxy=y host={where.host} hostip={_address_of(config, where.host)}"
+            proxied.append(f"{user}{NO_PASSWORD}proxy=y host={where.host} hostip={_address_of(config, where.host)}"
                            f" port={where.port} ssl=yes")
         elif state == HELD:  # deferred until the cut-over ends; logins refused meanwhile
             transport.append(f"{user} retry:4.2.0 mailbox moving to another server")
-            proxied.append(f"{user}::::::nologin=y reason=mailbox-moving-try-again-in-a-minute")
+            proxied.append(f"{user}{NO_PASSWORD}nologin=y reason=mailbox-moving-try-again-in-a-minute")
     header = "# Written by mailstack migrate cutover (docs/migration.md); the deploy only makes it once.\n"
     return header + "".join(line + "\n" for line in transport), header + "".join(line + "\n" for line in proxied)
 
