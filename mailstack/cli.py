@@ -203,7 +203,8 @@ BACKUP_ACTIONS = {"list": _backup_list, "run": _backup_run, "check": _backup_che
 
 
 def migrate(args) -> int:
-    """Move mail from the old IMAP server onto the cluster: plan, sync, verify, status (docs/migration.md)."""
+    """Move mail from the old IMAP server onto the cluster: plan, sync, verify, passwords, cutover,
+    status (docs/migration.md)."""
     config = load_for(args.inventory)
     if config.migration is None:
         raise ConfigError(config.source, [f"{config.source}: migration: missing (the old server's source and"
@@ -334,8 +335,22 @@ def _migrate_cutover(config, chosen, login, args) -> int:
     return 1 if failed else 0
 
 
+def _migrate_passwords(config, chosen, login, args) -> int:
+    outcomes = migrations.import_passwords(config, chosen, login)
+    imported = [user for user, outcome in outcomes.items() if outcome == migrations.IMPORTED]
+    migrations.record(config, "passwords", [{"user": user, "outcome": outcome} for user, outcome in outcomes.items()])
+    if args.json:
+        print(json.dumps(outcomes, indent=2))
+    else:
+        for user, outcome in outcomes.items():
+            print(f"{user:32} {outcome}")
+        print(f"{config.source}: {len(imported)} password hashes written"
+              + ("; deploy to apply them" if imported else ""))
+    return 0
+
+
 MIGRATE_ACTIONS = {"plan": _migrate_plan, "sync": _migrate_sync, "verify": _migrate_verify,
-                   "cutover": _migrate_cutover}
+                   "cutover": _migrate_cutover, "passwords": _migrate_passwords}
 
 
 def _time(value: str) -> datetime:

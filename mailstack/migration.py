@@ -651,6 +651,40 @@ def verify_user(config: Config, user: str, login: Credentials) -> Verified:
                     sum(folder.sizes for folder in old.values()), compare(user, old, new))
 
 
+# Passwords: users keep the one they had on the old server.
+
+IMPORTED, UNCHANGED = "imported", "unchanged"
+
+
+def import_passwords(config: Config, chosen: list[str], login: Credentials) -> dict[str, str]:
+    """Each chosen user's own password on the old server (``passwords`` in the credentials),
+    proven by logging in there with it, written into the configuration as its hash, as
+    ``mailstack user passwd`` does. Nothing is written unless every password was accepted.
+    Returns each user's outcome: imported, unchanged, or why not."""
+    having = [user for user in chosen if user in login.passwords]
+    with ThreadPoolExecutor(config.migration.parallel) as pool:
+        errors = [error for error in pool.map(lambda user: _refusal(config, user, login), having) if error]
+    if errors:
+        raise MigrationError("; ".join(errors) + f" ({login.source}); nothing was imported")
+    current = {user.address: user.password_hash for user in config.users}
+    outcomes = {user: f"no password in {login.source}" for user in chosen if user not in login.passwords}
+    for user in having:
+        if users.matches(current[user], login.passwords[user]):
+            outcomes[user] = UNCHANGED
+        else:
+            users.set_password(config.source, user, users.hash_password(login.passwords[user]))
+            outcomes[user] = IMPORTED
+    return {user: outcomes[user] for user in chosen}
+
+
+def _refusal(config: Config, user: str, login: Credentials) -> str | None:
+    try:
+        source_session(config, user, login).logout()
+    except MigrationError as error:
+        return str(error)
+    return None
+
+
 # The cut-over: where each user's mail and logins go.
 
 def moving(config: Config) -> list[str]:

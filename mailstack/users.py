@@ -28,6 +28,15 @@ def hash_password(password: str, salt: str | None = None) -> str:
     return "{SHA512-CRYPT}" + result.stdout.strip()
 
 
+def matches(password_hash: str, password: str) -> bool:
+    """Whether ``password_hash`` (SHA512-CRYPT, as ``hash_password`` makes it) is ``password``'s."""
+    scheme, _, crypted = password_hash.partition("}")
+    fields = crypted.split("$")
+    if scheme != "{SHA512-CRYPT" or len(fields) != 4 or fields[1] != "6":
+        return False
+    return hash_password(password, salt=fields[2]) == password_hash
+
+
 def _users_node(text: str, path: Path) -> yaml.SequenceNode | None:
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     for key, value in root.value:

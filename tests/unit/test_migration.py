@@ -2,10 +2,12 @@
 readable by others or malformed, a password cannot change the meaning of Dovecot's settings,
 and the comparison names each missing, extra and altered message."""
 
+from pathlib import Path
+
 import pytest
 
-from mailstack import migration
-from mailstack.config import ConfigError
+from mailstack import migration, users
+from mailstack.config import ConfigError, load
 from mailstack.inventory import load_for
 from tests.support import LAB_INVENTORY
 
@@ -149,3 +151,50 @@ def test_a_user_cut_over_is_never_synced_again(config, monkeypatch):
     copies(monkeypatch, [])
     with pytest.raises(migration.MigrationError, match=f"cut over already: {erin}; a sync would delete"):
         migration.sync(config, [migration.UserPlan(erin, 1, 1, 1, 10)], login=None)
+
+
+@pytest.fixture
+def editable(tmp_path):
+    """The lab's configuration, loaded from a copy of its YAML that the test may change."""
+    copy = tmp_path / "lab.yml"
+    copy.write_text(LAB_INVENTORY.with_suffix(".yml").read_text())
+    return load(copy)
+
+
+def old_server_accepts(monkeypatch, refused: tuple[str, ...] = ()) -> None:
+    class Session:
+        def logout(self):
+            pass
+
+    def session(config, user, login):
+        if user in refused:
+            raise migration.MigrationError(f"the old server: the login of {user} was refused; check its password")
+        return Session()
+
+    monkeypatch.setattr(migration, "source_session", session)
+
+
+def hash_of(config, user: str) -> str:
+    return next(one.password_hash for one in load(config.source).users if one.address == user)
+
+
+def test_passwords_are_imported_as_hashes_and_a_second_import_changes_nothing(editable, monkeypatch):
+    old_server_accepts(monkeypatch)
+    erin, frank, grace = migration.moving(editable)[:3]
+    login = migration.Credentials(Path("legacy.yml"), passwords={erin: "erin-old-pw", frank: "frank-old-pw"})
+    outcomes = migration.import_passwords(editable, [erin, frank, grace], login)
+    assert outcomes == {erin: "imported", frank: "imported", grace: "no password in legacy.yml"}
+    assert users.matches(hash_of(editable, erin), "erin-old-pw") and "erin-old-pw" not in editable.source.read_text()
+    before = editable.source.read_text()
+    again = migration.import_passwords(load(editable.source), [erin, frank], login)
+    assert again == {erin: "unchanged", frank: "unchanged"} and editable.source.read_text() == before
+
+
+def test_no_password_is_imported_when_the_old_server_refuses_one(editable, monkeypatch):
+    erin, frank = migration.moving(editable)[:2]
+    old_server_accepts(monkeypatch, refused=(frank,))
+    before = editable.source.read_text()
+    login = migration.Credentials(Path("legacy.yml"), passwords={erin: "erin-old-pw", frank: "wrong-pw"})
+    with pytest.raises(migration.MigrationError, match=f"login of {frank} was refused.*nothing was imported") as caught:
+        migration.import_passwords(editable, [erin, frank], login)
+    assert "wrong-pw" not in str(caught.value) and editable.source.read_text() == before
