@@ -119,6 +119,17 @@ def on_every_host(config: Config, hosts: list[str], command: str) -> None:
         list(pool.map(lambda host: on_host(config, host, command), hosts))
 
 
+def take(config: Config, host: str | None = None, out=None) -> tuple[str, str]:
+    """A backup now by the backup script on ``host`` (the answering mx host by default), which
+    writes what it does to ``out`` (this process's standard output by default), then the
+    configuration and secrets folder. Returns the host and the state archive's name."""
+    host = host or answering_mx(config)
+    command = ["ssh", "-F", str(ssh.config_file(config)), host, f"{SCRIPT} run"]
+    if code := subprocess.run(command, stdout=out).returncode:
+        raise BackupError(f"{host}: the backup failed (exit {code}); journalctl -u mailstack-backup on {host}")
+    return host, save_state(config, host)
+
+
 def save_state(config: Config, host: str) -> str:
     """The operator's side of the cluster's state, which no host holds whole: the configuration
     file and its secrets folder (every key and password mailstack made or was given there), as a

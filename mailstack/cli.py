@@ -144,13 +144,10 @@ def _backup_list(config, args) -> int:
 
 
 def _backup_run(config, args) -> int:
-    """The script on the host shows what it does and how it went; then this machine adds the
-    configuration and secrets folder."""
     host = args.host or backups.answering_mx(config)
     print(f"{host}: backing up", flush=True)
-    if code := subprocess.run(["ssh", "-F", str(ssh.config_file(config)), host, f"{backups.SCRIPT} run"]).returncode:
-        return code
-    print(f"{config.source.name} and {config.secrets_dir} saved as {backups.save_state(config, host)}")
+    _, state = backups.take(config, host)
+    print(f"{config.source.name} and {config.secrets_dir} saved as {state}")
     return 0
 
 

@@ -21,6 +21,7 @@ import shlex
 import socket
 import ssl
 import stat
+import sys
 import threading
 import time
 from collections import Counter
@@ -32,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from . import certificates, keys, mailboxes, ssh, users
+from . import backup, certificates, keys, mailboxes, ssh, users
 from .config import Config, ConfigError
 
 MASTER_USER = "mailstack-migrate"
@@ -803,6 +804,10 @@ def cutover(config: Config, number: int, login: Credentials,
         return []
     if misfits := [one.user for one in plan(config, users, login) if not one.fits]:
         raise MigrationError(f"over their quota on the cluster: {', '.join(misfits)}; raise it first")
+    if config.hosts_in("backup"):
+        _, state = backup.take(config, out=sys.stderr)
+        report(f"backed up before wave {number} ({state}): mailstack backup restore --at"
+               f" {state.removeprefix(backup.STATE_ARCHIVES)} brings the cluster's mailboxes back as they were")
     report(f"holding the mail and logins of {len(users)} users")
     push_routes(config, {**current, **dict.fromkeys(users, HELD)}, kicked=users)
     wait_for_deliveries(config, users)

@@ -219,11 +219,13 @@ def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip
     with ThreadPoolExecutor(1) as pool:
         sending = pool.submit(keep_sending)
         time.sleep(2)
-        done = succeeded(migrate(lab, "cutover", "--wave", "1", users=[]))
+        cut = migrate(lab, "cutover", "--wave", "1", users=[])
         time.sleep(2)
         stop.set()
         sending.result()
+    done = succeeded(cut)
     assert done["cut_over"] == moved and done["failed"] == []
+    assert "backed up before wave 1 (state-" in cut.stderr
     wanted = Counter(sent)
     wait_for(lambda: on_cluster(lab, moved[0], prefix) == wanted, 120, "every message once on the cluster")
 
