@@ -284,6 +284,9 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} var/vmail")
     on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
+    # A replicator that started before its peer listened marked every user failed, and would
+    # try them again only after 5 minutes: now that all listen, every user is synced at once.
+    on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
     held = {host: {user.address: mailboxes.index(config, host, user.address) for user in config.users}
             for host in hosts}
     if differing := [user.address for user in config.users if len({str(held[h][user.address]) for h in hosts}) > 1]:
