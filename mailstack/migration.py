@@ -725,10 +725,10 @@ def routes(config: Config, states: dict[str, str]) -> tuple[str, str]:
     return header + "".join(line + "\n" for line in transport), header + "".join(line + "\n" for line in proxied)
 
 
-def states(config: Config, log: list[dict] | None = None) -> dict[str, str]:
+def states(config: Config) -> dict[str, str]:
     """Each moving user's state, from the recorded cut-overs and rollbacks."""
     found = dict.fromkeys(moving(config), OLD)
-    for entry in history(config) if log is None else log:
+    for entry in history(config):
         if entry["step"] in ("cutover", "rollback") and entry["user"] in found:
             found[entry["user"]] = MOVED if entry["step"] == "cutover" else OLD
     return found
