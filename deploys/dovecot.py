@@ -48,10 +48,8 @@ def master_login(target: Target) -> str:
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:
-    """Dovecot's own files; during a migration also the proxy passdb of the users not cut over,
-    which ``mailstack migrate cutover`` changes from then on (the deploy makes it once)."""
-    routes = (ManagedFile(migration.PROXIED, create_only=True),) if config.migration else ()
-    return FILES + routes
+    """Dovecot's own files, and the migration's routes file while there is one."""
+    return FILES + migration.route_file(config, migration.PROXIED)
 
 
 FILES = (

@@ -43,10 +43,8 @@ def values(target: Target) -> dict:
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:
-    """Postfix's own files; during a migration also the transport of the users not cut over, which
-    ``mailstack migrate cutover`` changes from then on (the deploy makes it once: all on the old server)."""
-    routes = (ManagedFile(migration.TRANSPORT, create_only=True),) if config.migration else ()
-    return FILES + routes
+    """Postfix's own files, and the migration's routes file while there is one."""
+    return FILES + migration.route_file(config, migration.TRANSPORT)
 
 
 FILES = (

@@ -34,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from . import backup, certificates, keys, mailboxes, ssh, users
+from .component import ManagedFile
 from .config import Config, ConfigError
 
 MASTER_USER = "mailstack-migrate"
@@ -704,6 +705,12 @@ def wave_users(config: Config, number: int) -> list[str]:
         new = [user for user in chosen if user not in taken]
         taken += new
     return new
+
+
+def route_file(config: Config, path: str) -> tuple[ManagedFile, ...]:
+    """During a migration, the routes file ``path`` of a component: the deploy makes it once
+    (everyone on the old server); ``mailstack migrate cutover`` changes it from then on."""
+    return (ManagedFile(path, create_only=True),) if config.migration else ()
 
 
 def routes(config: Config, states: dict[str, str]) -> tuple[str, str]:
