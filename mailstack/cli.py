@@ -201,7 +201,7 @@ BACKUP_ACTIONS = {"list": _backup_list, "run": _backup_run, "check": _backup_che
 
 def migrate(args) -> int:
     """Move mail from the old IMAP server onto the cluster: plan, sync, verify, passwords, cutover,
-    status (docs/migration.md)."""
+    rollback, status (docs/migration.md)."""
     config = load_for(args.inventory)
     if config.migration is None:
         raise ConfigError(config.source, [f"{config.source}: migration: missing (the old server's source and"
@@ -314,21 +314,30 @@ def _migrate_status(config, chosen, args) -> int:
 
 
 def _migrate_cutover(config, chosen, login, args) -> int:
+    return _migrate_wave(config, login, args, migrations.cutover, "cut over", "still on the old server")
+
+
+def _migrate_rollback(config, chosen, login, args) -> int:
+    return _migrate_wave(config, login, args, migrations.rollback, "back on the old server", "still on the cluster")
+
+
+def _migrate_wave(config, login, args, run, moved: str, stayed: str) -> int:
+    """Cut over or roll back ``args.wave`` with ``run``; record and report which users moved."""
     if args.wave is None:
-        raise ConfigError(config.source, ["mailstack migrate cutover: give --wave N"])
+        raise ConfigError(config.source, [f"mailstack migrate {args.action}: give --wave N"])
     started = time.monotonic()
-    done = migrations.cutover(config, args.wave, login, report=lambda line: print(line, file=sys.stderr, flush=True))
-    migrations.record(config, "cutover", [{"user": one.user, "wave": args.wave} for one in done if one.ok])
-    migrations.record(config, "cutover-failed", [
-        {"user": one.user, "wave": args.wave, "error": one.synced.error, "differences": len(one.differences)}
-        for one in done if not one.ok])
-    failed = [one.user for one in done if not one.ok]
+    done = run(config, args.wave, login, report=lambda line: print(line, file=sys.stderr, flush=True))
+    seconds = time.monotonic() - started
+    ok, failed = [one.user for one in done if one.ok], [one for one in done if not one.ok]
+    migrations.record(config, args.action, [{"user": user, "wave": args.wave} for user in ok])
+    migrations.record(config, f"{args.action}-failed", [{"user": one.user, "wave": args.wave, "error": one.why}
+                                                        for one in failed])
     if args.json:
-        print(json.dumps({"wave": args.wave, "cut_over": [one.user for one in done if one.ok], "failed": failed,
-                          "seconds": round(time.monotonic() - started, 1)}))
+        print(json.dumps({"wave": args.wave, "moved": ok, "failed": [one.user for one in failed],
+                          "seconds": round(seconds, 1)}))
     else:
-        print(f"wave {args.wave}: {len(done) - len(failed)} users cut over in {time.monotonic() - started:.0f} s"
-              + (f"; still on the old server: {', '.join(failed)}" if failed else ""))
+        print(f"wave {args.wave}: {len(ok)} users {moved} in {seconds:.0f} s"
+              + (f"; {stayed}: {', '.join(one.user for one in failed)}" if failed else ""))
     return 1 if failed else 0
 
 
@@ -347,7 +356,7 @@ def _migrate_passwords(config, chosen, login, args) -> int:
 
 
 MIGRATE_ACTIONS = {"plan": _migrate_plan, "sync": _migrate_sync, "verify": _migrate_verify,
-                   "cutover": _migrate_cutover, "passwords": _migrate_passwords}
+                   "cutover": _migrate_cutover, "rollback": _migrate_rollback, "passwords": _migrate_passwords}
 
 
 def _time(value: str) -> datetime:
@@ -546,7 +555,7 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("migrate", help=migrate.__doc__, description=migrate.__doc__)
     sub.add_argument("action", choices=[*MIGRATE_ACTIONS, "status"])
     sub.add_argument("--user", action="append", help="only this user (repeatable; default: every user)")
-    sub.add_argument("--wave", type=int, help="cutover: the wave (from 1, as in migration.waves)")
+    sub.add_argument("--wave", type=int, help="cutover, rollback: the wave (from 1, as in migration.waves)")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     _inventory_option(sub)
     sub.set_defaults(run=migrate)

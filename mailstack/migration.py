@@ -412,6 +412,8 @@ class Synced:
 
 def sync_user(config: Config, host: str, user: str, login: Credentials) -> Synced:
     started = time.monotonic()
+    if problem := remove_if_empty(config, user):
+        return Synced(user, error=f"could not remove the empty mailbox a login made: {problem}")
     result = ssh.run(config, host, _SYNC.format(user=shlex.quote(user)),
                      input=imapc_settings(config, user, login).encode(), timeout=6 * 3600)
     counted = re.search(rb"added (\d+) removed (\d+)", result.stdout)
@@ -419,12 +421,17 @@ def sync_user(config: Config, host: str, user: str, login: Credentials) -> Synce
     if counted:
         synced.added, synced.removed = int(counted[1]), int(counted[2])
     if result.returncode != 0:
-        said = result.stderr.decode(errors="replace").strip()
+        said = _complaints(result.stderr)
         synced.error = f"doveadm backup failed (exit {result.returncode}): {said[-400:]}"
         if "INBOX can't be deleted" in said:
             synced.error += (f"; {user}'s INBOX on the cluster was not made by this migration, or the old server"
                              " made the user's INBOX anew: see docs/migration.md, 'A diverged INBOX'")
     return synced
+
+
+def _complaints(stderr: bytes) -> str:
+    """What doveadm said, without its lines of information (every imapc connection has one)."""
+    return "\n".join(line for line in stderr.decode(errors="replace").splitlines() if ": Info: " not in line).strip()
 
 
 def stored(config: Config, host: str, chosen: list[str]) -> dict[str, tuple[int, int]]:
@@ -640,7 +647,8 @@ class Verified:
     differences: list[Difference]
 
 
-def verify_user(config: Config, user: str, login: Credentials) -> Verified:
+def both_sides(config: Config, user: str, login: Credentials) -> tuple[dict[str, Folder], dict[str, Folder]]:
+    """``user``'s mailbox on the old server and on the cluster, every message read."""
     sides = []
     for session in (lambda: source_session(config, user, login), lambda: cluster_session(config, user)):
         imap = session()
@@ -648,7 +656,11 @@ def verify_user(config: Config, user: str, login: Credentials) -> Verified:
             sides.append(contents(imap))
         finally:
             imap.logout()
-    old, new = sides
+    return sides[0], sides[1]
+
+
+def verify_user(config: Config, user: str, login: Credentials) -> Verified:
+    old, new = both_sides(config, user, login)
     return Verified(user, sum(len(folder.messages) for folder in old.values()),
                     sum(folder.sizes for folder in old.values()), compare(user, old, new))
 
@@ -695,16 +707,21 @@ def moving(config: Config) -> list[str]:
 
 
 def wave_users(config: Config, number: int) -> list[str]:
-    """The users wave ``number`` (from 1) cuts over, and no earlier wave did."""
+    """The users wave ``number`` (from 1) adds to the earlier ones."""
+    earlier = up_to_wave(config, number - 1) if number > 1 else []
+    return [user for user in up_to_wave(config, number) if user not in earlier]
+
+
+def up_to_wave(config: Config, number: int) -> list[str]:
+    """The users of waves 1 to ``number``, in the order the waves take them."""
     if not 1 <= number <= len(config.migration.waves):
         raise ConfigError(config.source, [f"--wave {number}: {config.source} has waves 1 to"
                                           f" {len(config.migration.waves)} (migration.waves)"])
-    users, taken, new = moving(config), [], []
+    users, taken = moving(config), []
     for wave in config.migration.waves[:number]:
         chosen = wave.users or users[:math.ceil(len(users) * wave.percent / 100)]
-        new = [user for user in chosen if user not in taken]
-        taken += new
-    return new
+        taken += [user for user in chosen if user not in taken]
+    return taken
 
 
 def route_file(config: Config, path: str) -> tuple[ManagedFile, ...]:
@@ -734,17 +751,26 @@ def routes(config: Config, states: dict[str, str]) -> tuple[str, str]:
 
 def states(config: Config) -> dict[str, str]:
     """Each moving user's state, from the recorded cut-overs and rollbacks."""
-    found = dict.fromkeys(moving(config), OLD)
+    moved = moved_with(config)
+    return {user: MOVED if user in moved else OLD for user in moving(config)}
+
+
+def moved_with(config: Config) -> dict[str, int]:
+    """The wave each user who is cut over now moved with."""
+    found = {}
     for entry in history(config):
-        if entry["step"] in ("cutover", "rollback") and entry["user"] in found:
-            found[entry["user"]] = MOVED if entry["step"] == "cutover" else OLD
+        if entry["step"] == "cutover":
+            found[entry["user"]] = entry["wave"]
+        elif entry["step"] == "rollback":
+            found.pop(entry["user"], None)
     return found
 
 
 def push_routes(config: Config, wanted: dict[str, str], kicked: Iterable[str] = ()) -> None:
-    """Write the routes on every mx host, reload Postfix, and end the proxied sessions of ``kicked``
+    """Write the routes on every mx host, reload Postfix, and end the sessions of ``kicked``, proxied or not
     (Dovecot reads the proxy passdb anew whenever it changes)."""
-    kick = "".join(f"; doveadm proxy kick {shlex.quote(user)} >/dev/null 2>&1" for user in kicked)
+    kick = "".join(f"; doveadm proxy kick {shlex.quote(user)} >/dev/null 2>&1; doveadm kick {shlex.quote(user)}"
+                   " >/dev/null 2>&1" for user in kicked)
     for host in config.hosts_in("mx"):
         for path, text in zip((TRANSPORT, PROXIED), routes(config, wanted)):
             result = ssh.run(config, host, f"mkdir -p {ROUTES} && cat > {path}.new && mv {path}.new {path}",
@@ -785,6 +811,14 @@ class CutOver:
     def ok(self) -> bool:
         return not self.synced.error and not self.differences
 
+    @property
+    def route(self) -> str:
+        return MOVED if self.ok else OLD
+
+    @property
+    def why(self) -> str:
+        return self.synced.error or f"{len(self.differences)} differences"
+
 
 def settled_copy(config: Config, host: str, user: str, login: Credentials, passes: int = 5) -> Synced:
     """The last delta of a held user, copied again until a pass adds nothing: mail the cluster
@@ -800,35 +834,205 @@ def settled_copy(config: Config, host: str, user: str, login: Credentials, passe
     return total
 
 
-def cutover(config: Config, number: int, login: Credentials,
-            report: Callable[[str], None] = lambda line: None) -> list[CutOver]:
-    """Cut over wave ``number``: hold its users' mail and logins, copy the last changes, verify,
-    then serve them from the cluster and deliver what was held. A user whose copy fails or
-    differs goes back to the old server as before, and is named."""
-    current = states(config)
-    users = [user for user in wave_users(config, number) if current[user] != MOVED]
-    if not users:
-        return []
-    if misfits := [one.user for one in plan(config, users, login) if not one.fits]:
-        raise MigrationError(f"over their quota on the cluster: {', '.join(misfits)}; raise it first")
+def switch_wave(config: Config, current: dict[str, str], users: list[str], what: str,
+                work: Callable[[str, str], "CutOver | RolledBack"], report: Callable[[str], None]) -> list:
+    """Hold ``users``' mail and logins, run ``work(host, user)`` for each on the active mx host,
+    then route each as its outcome says (as before, if interrupted) and deliver the mail held
+    meanwhile. With a backup host, the cluster's mailboxes are backed up first."""
     if config.hosts_in("backup"):
         _, state = backup.take(config, out=sys.stderr)
-        report(f"backed up before wave {number} ({state}): mailstack backup restore --at"
+        report(f"backed up before {what} ({state}): mailstack backup restore --at"
                f" {state.removeprefix(backup.STATE_ARCHIVES)} brings the cluster's mailboxes back as they were")
     report(f"holding the mail and logins of {len(users)} users")
     push_routes(config, {**current, **dict.fromkeys(users, HELD)}, kicked=users)
     wait_for_deliveries(config, users)
-    host = active_mx(config)
+    results = []
+    try:
+        host = active_mx(config)
+        with ThreadPoolExecutor(config.migration.parallel) as pool:
+            results = list(pool.map(lambda user: work(host, user), users))
+    finally:  # interrupted, every user is routed as before the wave
+        push_routes(config, {**current, **{one.user: one.route for one in results}})
+        release(config)
+    return results
 
-    def last_copy(user: str) -> CutOver:
+
+def cutover(config: Config, number: int, login: Credentials,
+            report: Callable[[str], None] = lambda line: None) -> list[CutOver]:
+    """Cut over wave ``number``, and the users of earlier waves still on the old server: hold
+    their mail and logins, copy the last changes, verify, then serve them from the cluster and
+    deliver what was held. A user whose copy fails or differs goes back to the old server as
+    before, and is named."""
+    current = states(config)
+    users = [user for user in up_to_wave(config, number) if current[user] != MOVED]
+    if not users:
+        return []
+    if misfits := [one.user for one in plan(config, users, login) if not one.fits]:
+        raise MigrationError(f"over their quota on the cluster: {', '.join(misfits)}; raise it first")
+
+    def last_copy(host: str, user: str) -> CutOver:
         synced = settled_copy(config, host, user, login)
         done = CutOver(user, synced, [] if synced.error else verify_user(config, user, login).differences)
-        report(f"{user}: " + ("cut over" if done.ok else "stays on the old server: "
-                              + (synced.error or f"{len(done.differences)} differences")))
+        report(f"{user}: " + ("cut over" if done.ok else f"stays on the old server: {done.why}"))
         return done
 
-    with ThreadPoolExecutor(config.migration.parallel) as pool:
-        results = list(pool.map(last_copy, users))
-    push_routes(config, {**current, **{one.user: MOVED if one.ok else OLD for one in results}})
-    release(config)
-    return results
+    return switch_wave(config, current, users, f"wave {number}", last_copy, report)
+
+
+# The rollback: a wave's users back onto the old server, with what reached them on the cluster.
+
+@dataclass
+class RolledBack:
+    user: str
+    copied: int = 0
+    flagged: int = 0
+    lacking: int = 0
+    """Messages of the cluster the old server still lacks afterwards: the rollback failed."""
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.lacking
+
+    @property
+    def route(self) -> str:
+        return OLD if self.ok else MOVED
+
+    @property
+    def why(self) -> str:
+        return self.error or f"the old server still lacks {self.lacking} messages"
+
+
+def lacking(old: dict[str, Folder], new: dict[str, Folder]) -> dict[str, list[int]]:
+    """Per folder, the UIDs of ``new``'s messages that ``old`` does not hold in that folder
+    (the same bytes and INTERNALDATE, as often)."""
+    found = {}
+    for name, folder in new.items():
+        there = Counter((one.sha256, one.internaldate) for one in old[name].messages.values()) if name in old \
+            else Counter()
+        if uids := [uid for uid, one in folder.messages.items() if not _take(there, (one.sha256, one.internaldate))]:
+            found[name] = uids
+    return found
+
+
+def reflagged(old: dict[str, Folder], new: dict[str, Folder]) -> dict[tuple[str, str], list[int]]:
+    """Per folder and flags, the UIDs of ``old``'s messages whose copy in ``new`` carries
+    those other flags (a message held more than once is paired in UID order)."""
+    found: dict[tuple[str, str], list[int]] = {}
+    for name in old.keys() & new.keys():
+        copies: dict[tuple, list[Message]] = {}
+        for one in new[name].messages.values():
+            copies.setdefault((one.sha256, one.internaldate), []).append(one)
+        for uid, one in old[name].messages.items():
+            if (paired := copies.get((one.sha256, one.internaldate))) and (flags := paired.pop(0).flags) != one.flags:
+                found.setdefault((name, flags), []).append(uid)
+    return found
+
+
+OLD_SERVER = "mailstack-old-server/"
+"""Where a rollback's doveadm sees the user's mailbox on the old server: a namespace of Dovecot's
+imapc storage beside their own, so that Dovecot copies between the two."""
+_OLD_SERVER_NAMESPACE = f"namespace old_server {{\n  prefix = {OLD_SERVER}\n  separator = /\n  location = imapc:\n}}\n"
+_COPY_BACK = """set -eu
+dir=$(mktemp -d /run/mailstack-migrate.XXXXXX)
+trap 'rm -rf "$dir"' EXIT
+(umask 077 && cat > "$dir/imapc.conf")
+doveadm() {{ command doveadm -c "$dir/imapc.conf" -o mail_plugins= "$@"; }}
+{commands}
+"""
+_WILDCARDS = re.compile(r"[*?%]")
+
+
+def _uids(uids: list[int]) -> str:
+    return ",".join(map(str, uids))
+
+
+def copy_back(config: Config, host: str, user: str, login: Credentials) -> RolledBack:
+    """Put on the old server what ``user`` holds only on the cluster, and the flags they set
+    there since: ``doveadm copy`` and ``doveadm flags`` between their mailbox and the old
+    server's, seen through Dovecot's imapc storage. Then read both sides again."""
+    old, new = both_sides(config, user, login)
+    missing, flags = lacking(old, new), reflagged(old, new)
+    if wild := [readable(name) for name in {*missing, *(name for name, _ in flags)} if _WILDCARDS.search(name)]:
+        return RolledBack(user, error=f"doveadm cannot name folders with *, ? or %: {', '.join(wild)}; copy them"
+                                      " by hand")
+    as_user = f"-u {shlex.quote(user)}"
+    commands = [f"doveadm mailbox create {as_user} {shlex.quote(OLD_SERVER + readable(name))}"
+                for name in missing if name not in old]
+    commands += [f"doveadm copy {as_user} {shlex.quote(OLD_SERVER + readable(name))} mailbox"
+                 f" {shlex.quote(readable(name))} uid {_uids(uids)}" for name, uids in missing.items()]
+    commands += [f"doveadm flags replace {as_user} {shlex.quote(wanted)} mailbox"
+                 f" {shlex.quote(OLD_SERVER + readable(name))} uid {_uids(uids)}"
+                 for (name, wanted), uids in flags.items()]
+    done = RolledBack(user, sum(map(len, missing.values())), sum(map(len, flags.values())))
+    if commands:
+        result = ssh.run(config, host, _COPY_BACK.format(commands="\n".join(commands)),
+                         input=(imapc_settings(config, user, login) + _OLD_SERVER_NAMESPACE).encode(), timeout=6 * 3600)
+        if result.returncode != 0:
+            done.error = f"doveadm failed (exit {result.returncode}): {_complaints(result.stderr)[-400:]}"
+            return done
+    old, new = both_sides(config, user, login)
+    done.lacking = sum(map(len, lacking(old, new).values()))
+    return done
+
+
+def rollback(config: Config, number: int, login: Credentials,
+             report: Callable[[str], None] = lambda line: None) -> list[RolledBack]:
+    """Send the users who moved with wave ``number`` back to the old server: hold their mail and
+    logins, copy there what reached them on the cluster since the cut-over (and the flags they
+    changed), check that the old server holds every message the cluster does, set the cluster's
+    copy aside, then relay and proxy them to the old server again. A user whose copy fails stays
+    on the cluster, and is named."""
+    wave_users(config, number)  # a wave the configuration does not have is refused
+    waves = moved_with(config)
+    users = [user for user in moving(config) if waves.get(user) == number]
+    if not users:
+        return []
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+    def back(host: str, user: str) -> RolledBack:
+        done = copy_back(config, host, user, login)
+        if done.ok:
+            if problem := set_aside(config, user, f"Maildir.rolled-back-{stamp}"):
+                done.error = f"could not set the cluster's copy aside: {problem}"
+        report(f"{user}: " + (f"back on the old server ({done.copied} messages copied, {done.flagged} reflagged)"
+                              if done.ok else f"stays on the cluster: {done.why}"))
+        return done
+
+    return switch_wave(config, states(config), users, f"the rollback of wave {number}", back, report)
+
+
+_MAILDIR = """set -eu
+home=$(doveadm user -f home {user})
+[ -d "$home/Maildir" ] || exit 0
+"""
+_SET_ASIDE = _MAILDIR + """doveadm replicator remove {user} 2>/dev/null || true
+mv "$home/Maildir" "$home/"{aside}
+"""
+_REMOVE_IF_EMPTY = _MAILDIR + """[ -z "$(find "$home/Maildir" -type f -path '*/cur/*' -print -quit)" ] || exit 0
+[ -z "$(find "$home/Maildir" -type f -path '*/new/*' -print -quit)" ] || exit 0
+doveadm replicator remove {user} 2>/dev/null || true
+rm -rf "$home/Maildir"
+"""
+
+
+def set_aside(config: Config, user: str, aside: str) -> str | None:
+    """Move ``user``'s mailbox on every mx host to ``aside`` in their home, or say why not. The
+    next sync starts from nothing: dsync cannot make a mailbox that the user changed equal to
+    the old server's again (its INBOX would have to be made anew)."""
+    return _on_every_mx(config, _SET_ASIDE.format(user=shlex.quote(user), aside=shlex.quote(aside)))
+
+
+def remove_if_empty(config: Config, user: str) -> str | None:
+    """Remove ``user``'s mailbox from every mx host where it holds no message, or say why not:
+    a login (``verify`` before the first sync, or after a rollback) made it, and dsync cannot
+    replace the INBOX it made."""
+    return _on_every_mx(config, _REMOVE_IF_EMPTY.format(user=shlex.quote(user)))
+
+
+def _on_every_mx(config: Config, script: str) -> str | None:
+    for host in config.hosts_in("mx"):
+        result = ssh.run(config, host, script, timeout=60)
+        if result.returncode != 0:
+            return f"{host}: {result.stderr.decode(errors='replace').strip()[-300:]}"
+    return None

@@ -200,44 +200,60 @@ def on_cluster(lab, user: str, prefix: str) -> Counter:
         imap.logout()
 
 
-def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip):
-    """Wave 1 (10 %): its user's mail, sent all through the cut-over, is on the cluster once each;
-    afterwards they are served by the cluster, while a user of a later wave still logs in to the
-    old server through the virtual IP and their mail lands there."""
-    moved, stays = migration.wave_users(lab.config, 1), LIGHT[1]
-    assert moved == [LIGHT[0]]
-    prefix = f"cut-over {time.time_ns()}"
+def sending_throughout(vip, user: str, run) -> tuple[Counter, str, object]:
+    """``run()`` while alice sends ``user`` a message every 0.2 s, from 2 s before until 2 s
+    after: the subjects sent, their common prefix, and what ``run`` returned."""
+    prefix = f"switching {time.time_ns()}"
     sent, stop = [], threading.Event()
 
     def keep_sending():
         while not stop.is_set():
             subject = f"{prefix} {len(sent)}"
-            vip.send("alice", message(vip.user("alice"), moved[0], subject))
+            vip.send("alice", message(vip.user("alice"), user, subject))
             sent.append(subject)
             time.sleep(0.2)
 
     with ThreadPoolExecutor(1) as pool:
         sending = pool.submit(keep_sending)
         time.sleep(2)
-        cut = migrate(lab, "cutover", "--wave", "1", users=[])
+        result = run()
         time.sleep(2)
         stop.set()
         sending.result()
+    return Counter(sent), prefix, result
+
+
+def only_on_old_server(lab, user: str) -> str:
+    """A message put into ``user``'s INBOX on the old server alone; its subject."""
+    marker = f"only on the old server {time.time_ns()}"
+    imap = old_server(lab, user)
+    corpus.append(imap, corpus.Mail("INBOX", (), 1790000000, corpus.crlf(
+        corpus.header(user, 7000, marker, 1790000000) + "\nmarker\n")))
+    imap.logout()
+    return marker
+
+
+def served_by_old_server(lab, vip, user: str) -> bool:
+    """Whether ``user``'s login through the virtual IP reaches the old server."""
+    marker = only_on_old_server(lab, user)
+    with vip.imap(user.split("@")[0]) as imap:
+        return bool(subjects(imap, marker))
+
+
+def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip):
+    """Wave 1 (10 %): its user's mail, sent all through the cut-over, is on the cluster once each;
+    afterwards they are served by the cluster, while a user of a later wave still logs in to the
+    old server through the virtual IP and their mail lands there."""
+    moved, stays = migration.wave_users(lab.config, 1), LIGHT[1]
+    assert moved == [LIGHT[0]]
+    wanted, prefix, cut = sending_throughout(vip, moved[0], lambda: migrate(lab, "cutover", "--wave", "1", users=[]))
     done = succeeded(cut)
-    assert done["cut_over"] == moved and done["failed"] == []
+    assert done["moved"] == moved and done["failed"] == []
     assert "backed up before wave 1 (state-" in cut.stderr
-    wanted = Counter(sent)
     wait_for(lambda: on_cluster(lab, moved[0], prefix) == wanted, 120, "every message once on the cluster")
 
-    marker = f"only on the old server {time.time_ns()}"
-    for user in (moved[0], stays):
-        imap = old_server(lab, user)
-        corpus.append(imap, corpus.Mail("INBOX", (), 1790000000, corpus.crlf(
-            corpus.header(user, 7000, marker, 1790000000) + "\nmarker\n")))
-        imap.logout()
-    for user, proxied in ((moved[0], False), (stays, True)):
-        with vip.imap(user.split("@")[0]) as imap:
-            assert bool(subjects(imap, marker)) == proxied, f"{user} served by the old server: {not proxied}"
+    assert not served_by_old_server(lab, vip, moved[0])
+    assert served_by_old_server(lab, vip, stays)
     letter = f"to the old server {time.time_ns()}"
     vip.send("alice", message(vip.user("alice"), stays, letter))
     wait_for(lambda: on_old_server(lab, stays, letter) == Counter([letter]), 60, "mail for a later wave on the old"
@@ -250,3 +266,47 @@ def test_status_shows_each_step_with_who_ran_it(lab, loaded):
     assert found[OVER]["sync"]["error"].startswith("does not fit")
     assert found[HEAVY]["verify"]["who"] == migration.who()
     assert found[LIGHT[0]]["cutover"]["wave"] == 1 and "cutover" not in found[LIGHT[1]]
+
+
+def test_a_rolled_back_wave_takes_what_it_received_on_the_cluster_back(lab, loaded, vip):
+    """Wave 1 rolled back after its user received mail on the cluster, flagged a message and
+    filed one into a new folder: every message the cluster held is on the old server afterwards,
+    in its folder and with its flags; mail sent all through the rollback is there once each;
+    their logins through the virtual IP reach the old server again, and the cluster's copy is
+    set aside on every mx host."""
+    user = LIGHT[0]
+    imap = migration.cluster_session(lab.config, user)
+    imap.create(migration.quoted("Since the move"))
+    corpus.append(imap, corpus.Mail("Since the move", ("\\Seen", "$MailstackMoved"), 1790000000, corpus.crlf(
+        corpus.header(user, 7001, "filed on the cluster", 1790000000) + "\nfiled\n")))
+    imap.select("INBOX")
+    first = imap.uid("SEARCH", "UNFLAGGED")[1][0].split()[0]
+    imap.uid("STORE", first, "+FLAGS", "(\\Flagged $Forwarded)")
+    on_the_cluster = migration.contents(imap)
+    imap.logout()
+
+    wanted, prefix, rolled = sending_throughout(vip, user, lambda: migrate(lab, "rollback", "--wave", "1", users=[]))
+    done = succeeded(rolled)
+    assert done["moved"] == [user] and done["failed"] == []
+    assert "backed up before the rollback of wave 1 (state-" in rolled.stderr
+    imap = old_server(lab, user)
+    on_the_old_server = migration.contents(imap)
+    imap.logout()
+    assert migration.lacking(on_the_old_server, on_the_cluster) == {}, "every message of the cluster is there"
+    assert migration.reflagged(on_the_old_server, on_the_cluster) == {}, "with the flags it had on the cluster"
+    wait_for(lambda: on_old_server(lab, user, prefix) == wanted, 120, "every message sent meanwhile once on the"
+             " old server")
+    assert served_by_old_server(lab, vip, user)
+    for host in lab.config.hosts_in("mx"):
+        assert ssh(lab, host, f"ls /var/vmail/mailstack.test/{user.split('@')[0]}").count("Maildir.rolled-back-") == 1
+
+
+def test_waves_two_and_three_move_everyone_else(lab, loaded, vip):
+    """After the rollback, wave 2 (50 %) moves the rolled-back user of wave 1 again with its own,
+    and wave 3 (100 %) everyone left, each verified; none is served by the old server any more."""
+    for number, wanted in ((2, migration.up_to_wave(lab.config, 2)), (3, migration.wave_users(lab.config, 3))):
+        done = succeeded(migrate(lab, "cutover", "--wave", str(number), users=[]))
+        assert done["moved"] == wanted and done["failed"] == []
+    assert migration.up_to_wave(lab.config, 2)[0] == LIGHT[0]
+    assert set(migration.states(lab.config).values()) == {migration.MOVED}
+    assert not any(served_by_old_server(lab, vip, user) for user in (LIGHT[0], HEAVY))

@@ -91,6 +91,22 @@ def test_compare_finds_nothing_in_equal_mailboxes():
     assert migration.compare("u", old, old) == []
 
 
+def test_a_rollback_copies_what_only_the_cluster_holds_as_often_as_it_holds_it():
+    old = {"INBOX": folder("INBOX", message("a"), message("b", date=2))}
+    new = {"INBOX": folder("INBOX", message("a"), message("a"), message("b", date=3), message("b", date=2)),
+           "New": folder("New", message("c")), "Empty": folder("Empty")}
+    assert migration.lacking(old, new) == {"INBOX": [2, 3], "New": [1]}
+    assert migration.lacking(new, new) == {}
+
+
+def test_a_rollback_sets_the_flags_the_cluster_has_on_the_old_servers_copy():
+    old = {"INBOX": folder("INBOX", message("a"), message("a", "\\Seen"), message("b", "\\Seen"), message("c"))}
+    new = {"INBOX": folder("INBOX", message("a", "\\Seen"), message("a", "\\Seen"), message("b"),
+                           message("c", "$Forwarded \\Flagged")), "New": folder("New", message("a"))}
+    assert migration.reflagged(old, new) == {("INBOX", "\\Seen"): [1], ("INBOX", ""): [3],
+                                             ("INBOX", "$Forwarded \\Flagged"): [4]}
+
+
 def test_folder_names_in_modified_utf7_as_rfc_3501_writes_them():
     name = "~peter/mail/\u53f0\u5317/\u65e5\u672c\u8a9e"
     assert migration.modified_utf7(name) == "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
@@ -151,6 +167,28 @@ def test_a_user_cut_over_is_never_synced_again(config, monkeypatch):
     copies(monkeypatch, [])
     with pytest.raises(migration.MigrationError, match=f"cut over already: {erin}; a sync would delete"):
         migration.sync(config, [migration.UserPlan(erin, 1, 1, 1, 10)], login=None)
+
+
+def test_a_rollback_takes_the_users_who_moved_with_its_wave(config, monkeypatch):
+    erin, frank = migration.moving(config)[:2]
+    monkeypatch.setattr(migration, "history", lambda config: [{"step": "cutover", "user": user, "wave": 2}
+                                                              for user in (erin, frank)])
+    taken = []
+    monkeypatch.setattr(migration, "switch_wave", lambda config, current, users, *rest: taken.append(users) or [])
+    migration.rollback(config, 1, login=None)
+    migration.rollback(config, 2, login=None)
+    assert taken == [[erin, frank]], "the wave they moved with, not the wave that first listed them"
+
+
+def test_a_cut_over_takes_the_users_of_earlier_waves_still_on_the_old_server(config, monkeypatch):
+    erin = migration.moving(config)[0]
+    monkeypatch.setattr(migration, "history", lambda config: [{"step": "cutover", "user": erin, "wave": 1},
+                                                              {"step": "rollback", "user": erin, "wave": 1}])
+    monkeypatch.setattr(migration, "plan", lambda config, users, login: [])
+    taken = []
+    monkeypatch.setattr(migration, "switch_wave", lambda config, current, users, *rest: taken.append(users) or [])
+    migration.cutover(config, 2, login=None)
+    assert taken == [migration.up_to_wave(config, 2)] and taken[0][0] == erin
 
 
 @pytest.fixture
