@@ -5,7 +5,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from deploys.common import configured_service
-from mailstack import certificates, migration, services
+from mailstack import certificates, mailboxes, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 
 PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"]
@@ -28,6 +28,7 @@ def values(target: Target) -> dict:
     config = target.config
     return {
         "vmail_uid": VMAIL_UID,
+        "special_folders": mailboxes.SPECIAL_FOLDERS,
         "tls": certificates.paths(config),
         "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
         "lb_addresses": services.addresses(config, "lb"),

@@ -277,8 +277,9 @@ def _migrate_sync(config, chosen, login, args) -> int:
 
 
 def _migrate_verify(config, chosen, login, args) -> int:
+    moved = migrations.moved_with(config)
     with ThreadPoolExecutor(config.migration.parallel) as pool:
-        results = list(pool.map(lambda user: migrations.verify_user(config, user, login), chosen))
+        results = list(pool.map(lambda user: migrations.verify_user(config, user, login, user in moved), chosen))
     migrations.record(config, "verify", [{"user": r.user, "messages": r.messages, "bytes": r.bytes,
                                           "differences": len(r.differences)} for r in results])
     if args.json:
@@ -309,6 +310,9 @@ def _migrate_status(config, chosen, args) -> int:
         if verified := steps.get("verify"):
             parts.append(f"verified {verified['time']}" + (f" with {verified['differences']} DIFFERENCES"
                                                            if verified["differences"] else ""))
+        for step, done in (("cutover", "cut over"), ("rollback", "rolled back")):
+            if entry := steps.get(step):
+                parts.append(f"{done} {entry['time']} (wave {entry['wave']})")
         print(f"{user}: {', '.join(parts) or 'not started'}")
     return 0
 

@@ -13,6 +13,9 @@ from .config import Config
 
 EPHEMERAL_FLAGS = {"\\Recent"}
 """Flags that belong to a session, not to the message."""
+SPECIAL_FOLDERS = {"Drafts": "\\Drafts", "Junk": "\\Junk", "Sent": "\\Sent", "Trash": "\\Trash"}
+"""The cluster's special-use folders (RFC 6154), which every user has, subscribed."""
+SPECIAL_USES = {use: name for name, use in SPECIAL_FOLDERS.items()}
 
 
 class Message(NamedTuple):

@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -223,16 +223,18 @@ class Folder:
     """By UID."""
     sizes: int = 0
     subscribed: bool = False
+    use: str = ""
+    """Its special use (RFC 6154), such as \\Sent, if the server names one."""
 
 
 _FETCHED = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)|INTERNALDATE \"([^\"]+)\"|RFC822\.SIZE (\d+)")
 
 
-def _folders(imap: imaplib.IMAP4_SSL, command: str = "LIST") -> list[str]:
+def _folders(imap: imaplib.IMAP4_SSL, command: str = "LIST") -> dict[str, set[str]]:
     """Every selectable folder (``LSUB``: every subscribed one), in the server's own names (IMAP's
-    modified UTF-7)."""
+    modified UTF-7), with its attributes."""
     typ, listed = imap.lsub() if command == "LSUB" else imap.list()
-    names = []
+    folders = {}
     for line in listed:
         if isinstance(line, tuple):  # the name came as a literal
             match = re.match(rb'\(([^)]*)\) ', line[0])
@@ -244,9 +246,15 @@ def _folders(imap: imaplib.IMAP4_SSL, command: str = "LIST") -> list[str]:
                 name = name[1:-1].replace(b'\\"', b'"').replace(b"\\\\", b"\\")
         else:
             continue
-        if not {b"\\noselect", b"\\nonexistent"} & set(match[1].lower().split()):
-            names.append(name.decode())
-    return names
+        attributes = set(match[1].decode().split())
+        if not {"\\noselect", "\\nonexistent"} & {attribute.lower() for attribute in attributes}:
+            folders[name.decode()] = attributes
+    return folders
+
+
+def _use(attributes: set[str]) -> str:
+    """The special use among a folder's LIST attributes that the cluster has a folder for."""
+    return next((one for one in sorted(attributes) if one in mailboxes.SPECIAL_USES), "")
 
 
 def quoted(name: str) -> str:
@@ -295,9 +303,9 @@ def contents(imap: imaplib.IMAP4_SSL) -> dict[str, Folder]:
     """Every message of every folder: the SHA-256 of its bytes, its flags and INTERNALDATE; and
     whether the folder is subscribed."""
     folders = {}
-    subscribed = set(_folders(imap, "LSUB"))
-    for name in _folders(imap):
-        folder = Folder(name, subscribed=name in subscribed)
+    subscribed = _folders(imap, "LSUB")
+    for name, attributes in _folders(imap).items():
+        folder = Folder(name, subscribed=name in subscribed, use=_use(attributes))
         for found, body in _fetch(imap, name, "FLAGS INTERNALDATE BODY.PEEK[]"):
             folder.messages[found["uid"]] = Message(hashlib.sha256(body or b"").hexdigest(), found["flags"],
                                                     found["date"])
@@ -659,10 +667,85 @@ def both_sides(config: Config, user: str, login: Credentials) -> tuple[dict[str,
     return sides[0], sides[1]
 
 
-def verify_user(config: Config, user: str, login: Credentials) -> Verified:
+def verify_user(config: Config, user: str, login: Credentials, cut_over: bool = False) -> Verified:
+    """``user``'s mailbox on the cluster against the old server's; once ``cut_over``, with the
+    old server's special-use folders under the cluster's names."""
     old, new = both_sides(config, user, login)
     return Verified(user, sum(len(folder.messages) for folder in old.values()),
-                    sum(folder.sizes for folder in old.values()), compare(user, old, new))
+                    sum(folder.sizes for folder in old.values()),
+                    compare(user, as_renamed(old) if cut_over else old, new))
+
+
+# Special-use folders: at cut-over, the old server's names become the cluster's (Sent Items: Sent).
+
+def special_renames(uses: dict[str, str]) -> dict[str, str]:
+    """For folders by name with their special use (RFC 6154), the cluster's name of each whose
+    name there differs."""
+    return {name: mailboxes.SPECIAL_USES[use] for name, use in uses.items()
+            if use in mailboxes.SPECIAL_USES and mailboxes.SPECIAL_USES[use] != name}
+
+
+def renamed(name: str, renames: dict[str, str]) -> str:
+    """``name``, or the name of a folder below it, after ``renames``."""
+    for old, new in renames.items():
+        if name == old or name.startswith(old + "/"):
+            return new + name[len(old):]
+    return name
+
+
+def as_renamed(old: dict[str, Folder]) -> dict[str, Folder]:
+    """The old server's mailbox as the cluster holds it after the cut-over renamed its special
+    folders (which the cluster always subscribes)."""
+    renames = special_renames({name: folder.use for name, folder in old.items()})
+    return {renamed(name, renames): replace(folder, subscribed=folder.subscribed or name in renames)
+            for name, folder in old.items()}
+
+
+_RENAME = """set -eu
+# without the replication plugin: the peer learns of the renames from one full sync at the
+# end, not of each step while it happens
+doveadm() {{ command doveadm -o mail_plugins= "$@"; }}
+user={user}
+rename() {{  # the cluster's own folder, made empty at the first login, gives way to the old one
+    old=$1 new=$2
+    doveadm mailbox status -u "$user" messages "$old" >/dev/null 2>&1 || return 0  # not here yet
+    for attempt in 1 2 3 4 5; do
+        held=$(doveadm -f flow mailbox status -u "$user" messages "$new" | sed 's/.* messages=//')
+        if [ "$held" != 0 ]; then
+            echo "$new already holds $held messages on the cluster: $old cannot become $new" >&2
+            return 1
+        fi
+        doveadm mailbox delete -u "$user" "$new"
+        # a sync that lists the user's folders meanwhile makes the cluster's own again
+        doveadm mailbox rename -s -u "$user" "$old" "$new" && return 0
+        sleep 1
+    done
+    return 1
+}}
+{renames}
+"""
+
+
+def rename_special_folders(config: Config, host: str, user: str, login: Credentials) -> str | None:
+    """Give ``user``'s special folders on the cluster the cluster's names, the folders below
+    them included; or say why not. Every mx host renames alike (first ``host``, which holds the
+    copy), so replication finds both sides agreeing instead of two folders of one name."""
+    imap = source_session(config, user, login)
+    try:
+        listed = _folders(imap)
+    finally:
+        imap.logout()
+    renames = special_renames({name: _use(attributes) for name, attributes in listed.items()})
+    if not renames:
+        return None
+    script = _RENAME.format(user=shlex.quote(user), renames="\n".join(
+        f"rename {shlex.quote(readable(old))} {shlex.quote(new)}" for old, new in renames.items()))
+    for where in (host, *(other for other in config.hosts_in("mx") if other != host)):
+        result = ssh.run(config, where, script, timeout=600)
+        if result.returncode != 0:
+            return f"{where}: renaming the special folders: {_complaints(result.stderr)[-300:]}"
+    ssh.run(config, host, f"doveadm replicator replicate -f {shlex.quote(user)} >/dev/null", timeout=60)
+    return None
 
 
 # Passwords: users keep the one they had on the old server.
@@ -872,7 +955,9 @@ def cutover(config: Config, number: int, login: Credentials,
 
     def last_copy(host: str, user: str) -> CutOver:
         synced = settled_copy(config, host, user, login)
-        done = CutOver(user, synced, [] if synced.error else verify_user(config, user, login).differences)
+        synced.error = synced.error or rename_special_folders(config, host, user, login)
+        differences = [] if synced.error else verify_user(config, user, login, cut_over=True).differences
+        done = CutOver(user, synced, differences)
         report(f"{user}: " + ("cut over" if done.ok else f"stays on the old server: {done.why}"))
         return done
 
@@ -950,17 +1035,20 @@ def _uids(uids: list[int]) -> str:
 def copy_back(config: Config, host: str, user: str, login: Credentials) -> RolledBack:
     """Put on the old server what ``user`` holds only on the cluster, and the flags they set
     there since: ``doveadm copy`` and ``doveadm flags`` between their mailbox and the old
-    server's, seen through Dovecot's imapc storage. Then read both sides again."""
+    server's, seen through Dovecot's imapc storage. Special folders go back under the old
+    server's names. Then read both sides again."""
     old, new = both_sides(config, user, login)
-    missing, flags = lacking(old, new), reflagged(old, new)
-    if wild := [readable(name) for name in {*missing, *(name for name, _ in flags)} if _WILDCARDS.search(name)]:
+    as_old = cluster_as_old_server(old, new)
+    missing, flags = lacking(old, as_old), reflagged(old, as_old)
+    searched = {as_old[name].name for name in missing} | {name for name, _ in flags}
+    if wild := [readable(name) for name in searched if _WILDCARDS.search(name)]:
         return RolledBack(user, error=f"doveadm cannot name folders with *, ? or %: {', '.join(wild)}; copy them"
                                       " by hand")
     as_user = f"-u {shlex.quote(user)}"
     commands = [f"doveadm mailbox create {as_user} {shlex.quote(OLD_SERVER + readable(name))}"
                 for name in missing if name not in old]
     commands += [f"doveadm copy {as_user} {shlex.quote(OLD_SERVER + readable(name))} mailbox"
-                 f" {shlex.quote(readable(name))} uid {_uids(uids)}" for name, uids in missing.items()]
+                 f" {shlex.quote(readable(as_old[name].name))} uid {_uids(uids)}" for name, uids in missing.items()]
     commands += [f"doveadm flags replace {as_user} {shlex.quote(wanted)} mailbox"
                  f" {shlex.quote(OLD_SERVER + readable(name))} uid {_uids(uids)}"
                  for (name, wanted), uids in flags.items()]
@@ -972,8 +1060,17 @@ def copy_back(config: Config, host: str, user: str, login: Credentials) -> Rolle
             done.error = f"doveadm failed (exit {result.returncode}): {_complaints(result.stderr)[-400:]}"
             return done
     old, new = both_sides(config, user, login)
-    done.lacking = sum(map(len, lacking(old, new).values()))
+    done.lacking = sum(map(len, lacking(old, cluster_as_old_server(old, new)).values()))
     return done
+
+
+def cluster_as_old_server(old: dict[str, Folder], new: dict[str, Folder]) -> dict[str, Folder]:
+    """The cluster's folders (``new``) by the old server's names: each special folder that the
+    cut-over renamed gets its old name back, unless the user made a folder of that name on the
+    cluster since. Each keeps its own name on the cluster as ``name``."""
+    renames = special_renames({name: folder.use for name, folder in old.items()})
+    back = {cluster_name: name for name, cluster_name in renames.items() if name not in new}
+    return {renamed(name, back): folder for name, folder in new.items()}
 
 
 def rollback(config: Config, number: int, login: Credentials,

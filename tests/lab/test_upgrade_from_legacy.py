@@ -223,6 +223,18 @@ def sending_throughout(vip, user: str, run) -> tuple[Counter, str, object]:
     return Counter(sent), prefix, result
 
 
+def special_folders(imap: imaplib.IMAP4_SSL) -> dict[str, str]:
+    """The special-use folders (RFC 6154) of ``imap`` that hold mail, with their use."""
+    try:
+        found = {}
+        for name, folder in migration.contents(imap).items():
+            if folder.use and folder.messages:
+                found[name] = folder.use
+        return found
+    finally:
+        imap.logout()
+
+
 def only_on_old_server(lab, user: str) -> str:
     """A message put into ``user``'s INBOX on the old server alone; its subject."""
     marker = f"only on the old server {time.time_ns()}"
@@ -251,6 +263,7 @@ def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip
     assert done["moved"] == moved and done["failed"] == []
     assert "backed up before wave 1 (state-" in cut.stderr
     wait_for(lambda: on_cluster(lab, moved[0], prefix) == wanted, 120, "every message once on the cluster")
+    assert special_folders(migration.cluster_session(lab.config, moved[0])) == {"Sent": "\\Sent"}, "Sent Items"
 
     assert not served_by_old_server(lab, vip, moved[0])
     assert served_by_old_server(lab, vip, stays)
@@ -292,8 +305,10 @@ def test_a_rolled_back_wave_takes_what_it_received_on_the_cluster_back(lab, load
     imap = old_server(lab, user)
     on_the_old_server = migration.contents(imap)
     imap.logout()
-    assert migration.lacking(on_the_old_server, on_the_cluster) == {}, "every message of the cluster is there"
-    assert migration.reflagged(on_the_old_server, on_the_cluster) == {}, "with the flags it had on the cluster"
+    by_old_names = migration.cluster_as_old_server(on_the_old_server, on_the_cluster)
+    assert by_old_names["Sent Items"].name == "Sent" and by_old_names["Sent Items"].messages
+    assert migration.lacking(on_the_old_server, by_old_names) == {}, "every message of the cluster is there"
+    assert migration.reflagged(on_the_old_server, by_old_names) == {}, "with the flags it had on the cluster"
     wait_for(lambda: on_old_server(lab, user, prefix) == wanted, 120, "every message sent meanwhile once on the"
              " old server")
     assert served_by_old_server(lab, vip, user)
@@ -303,10 +318,20 @@ def test_a_rolled_back_wave_takes_what_it_received_on_the_cluster_back(lab, load
 
 def test_waves_two_and_three_move_everyone_else(lab, loaded, vip):
     """After the rollback, wave 2 (50 %) moves the rolled-back user of wave 1 again with its own,
-    and wave 3 (100 %) everyone left, each verified; none is served by the old server any more."""
+    and wave 3 (100 %) everyone left, each verified; none is served by the old server any more,
+    and the old server's special folders (Sent Items, Deleted Items, Junk E-mail) have the
+    cluster's names."""
     for number, wanted in ((2, migration.up_to_wave(lab.config, 2)), (3, migration.wave_users(lab.config, 3))):
         done = succeeded(migrate(lab, "cutover", "--wave", str(number), users=[]))
         assert done["moved"] == wanted and done["failed"] == []
     assert migration.up_to_wave(lab.config, 2)[0] == LIGHT[0]
     assert set(migration.states(lab.config).values()) == {migration.MOVED}
+    assert special_folders(migration.cluster_session(lab.config, HEAVY)) == {
+        "Drafts": "\\Drafts", "Junk": "\\Junk", "Sent": "\\Sent", "Trash": "\\Trash"}, "under the cluster's names"
+
+    def folders(host: str) -> list[str]:
+        return sorted(ssh(lab, host, f"doveadm mailbox list -u {HEAVY}").splitlines())
+
+    wait_for(lambda: folders("mx1") == folders("mx2"), 60, "both mx hosts hold the same folders")
+    assert [name for name in folders("mx1") if "temp" in name] == [], "no folder of a replication conflict"
     assert not any(served_by_old_server(lab, vip, user) for user in (LIGHT[0], HEAVY))

@@ -107,6 +107,36 @@ def test_a_rollback_sets_the_flags_the_cluster_has_on_the_old_servers_copy():
                                              ("INBOX", "$Forwarded \\Flagged"): [4]}
 
 
+def special(name: str, use: str, *messages: migration.Message, subscribed: bool = False) -> migration.Folder:
+    return migration.Folder(name, dict(enumerate(messages, start=1)), subscribed=subscribed, use=use)
+
+
+def test_the_old_servers_special_folders_take_the_clusters_names_with_what_is_below_them():
+    assert migration.special_renames({"Sent Items": "\\Sent", "Drafts": "\\Drafts", "Junk E-mail": "\\Junk",
+                                      "Archive": ""}) == {"Sent Items": "Sent", "Junk E-mail": "Junk"}
+    renames = {"Sent Items": "Sent"}
+    assert [migration.renamed(name, renames) for name in ("Sent Items", "Sent Items/2019", "Sent Items 2")] == [
+        "Sent", "Sent/2019", "Sent Items 2"]
+
+
+def test_a_cut_over_mailbox_is_verified_under_the_clusters_names():
+    old = {"INBOX": folder("INBOX"), "Junk E-mail": special("Junk E-mail", "\\Junk", message("a")),
+           "Junk E-mail/Old": folder("Junk E-mail/Old", message("b"))}
+    new = {"INBOX": folder("INBOX"), "Junk": special("Junk", "\\Junk", message("a"), subscribed=True),
+           "Junk/Old": folder("Junk/Old", message("b"))}
+    assert migration.compare("u", migration.as_renamed(old), new) == []
+    assert {d.kind for d in migration.compare("u", old, new)} == {"missing folder", "extra folder"}
+
+
+def test_a_rollback_puts_the_clusters_special_folders_back_under_the_old_servers_names():
+    old = {"Sent Items": special("Sent Items", "\\Sent", message("a"))}
+    new = {"Sent": special("Sent", "\\Sent", message("a"), message("b"))}
+    as_old = migration.cluster_as_old_server(old, new)
+    assert migration.lacking(old, as_old) == {"Sent Items": [2]} and as_old["Sent Items"].name == "Sent"
+    made_since = {**new, "Sent Items": folder("Sent Items")}
+    assert migration.cluster_as_old_server(old, made_since).keys() == {"Sent", "Sent Items"}
+
+
 def test_folder_names_in_modified_utf7_as_rfc_3501_writes_them():
     name = "~peter/mail/\u53f0\u5317/\u65e5\u672c\u8a9e"
     assert migration.modified_utf7(name) == "~peter/mail/&U,BTFw-/&ZeVnLIqe-"
