@@ -716,8 +716,15 @@ rename() {{  # the cluster's own folder, made empty at the first login, gives wa
             return 1
         fi
         doveadm mailbox delete -u "$user" "$new"
+        below=$(doveadm mailbox list -s -u "$user" "$old/*")  # rename -s moves only the top's subscription
         # a sync that lists the user's folders meanwhile makes the cluster's own again
-        doveadm mailbox rename -s -u "$user" "$old" "$new" && return 0
+        if doveadm mailbox rename -s -u "$user" "$old" "$new"; then
+            printf '%s\\n' "$below" | while IFS= read -r name; do
+                [ -z "$name" ] || doveadm mailbox unsubscribe -u "$user" "$name"
+                [ -z "$name" ] || doveadm mailbox subscribe -u "$user" "$new${{name#"$old"}}"
+            done
+            return 0
+        fi
         sleep 1
     done
     return 1

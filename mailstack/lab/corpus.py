@@ -22,8 +22,8 @@ YEARS = range(2015, 2027)
 FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 KEYWORDS = ("$Forwarded", "$Junk", "$MailstackMoved")
 SPECIAL = {"Sent Items": "\\Sent", "Deleted Items": "\\Trash", "Drafts": "\\Drafts", "Junk E-mail": "\\Junk"}
-FOLDERS = ("INBOX", "Sent Items", "Deleted Items", "Drafts", "Junk E-mail", "Archive", "Archive/2019",
-           "Archive/2019/Q4", "Projekte/Übersicht", "Ελληνικά", "Kunden & Partner")
+FOLDERS = ("INBOX", "Sent Items", "Deleted Items", "Deleted Items/2020", "Drafts", "Junk E-mail", "Archive",
+           "Archive/2019", "Archive/2019/Q4", "Projekte/Übersicht", "Ελληνικά", "Kunden & Partner")
 UNSUBSCRIBED = ("Archive/2019/Q4", "Junk E-mail")
 BIG = 26 * 1024 * 1024
 LIGHT_MESSAGES = 40

@@ -4,8 +4,10 @@ names the user over quota; a sync then verify finds every message the same (byte
 INTERNALDATE); a changed source moves only its delta; a sync killed mid-way is finished by
 the next without a duplicate; one altered byte on the cluster is named with its user, folder
 and message; a cut-over wave moves its user while their mail keeps arriving, and leaves the
-others on the old server behind the cluster's virtual IP. The tests run in order: each starts
-from the state the previous one left."""
+others on the old server behind the cluster's virtual IP; a rollback of that wave takes what
+the user received and flagged on the cluster back to the old server; waves 2 and 3 then move
+everyone, their special folders under the cluster's names. The tests run in order: each
+starts from the state the previous one left."""
 
 import hashlib
 import imaplib
@@ -19,8 +21,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import yaml
 
-from mailstack import migration
+from mailstack import keys, migration
 from mailstack.lab import corpus
 from mailstack.lab.mailcheck import message
 from tests.lab.faults import wait_for
@@ -200,6 +203,27 @@ def on_cluster(lab, user: str, prefix: str) -> Counter:
         imap.logout()
 
 
+def test_passwords_are_proven_by_a_login_on_the_old_server(lab, loaded):
+    """``passwords`` logs in to the old server with each user's password first: the lab's users
+    have the same password on both sides, so each is proven and left unchanged; with one wrong
+    password, nothing is written and the user is named."""
+    credentials = lab.config.path(lab.config.migration.credentials)
+    saved, configuration = credentials.read_bytes(), lab.config.source.read_bytes()
+    chosen = LIGHT[:2]
+    words = {user: lab.config.lab.passwords[user] for user in chosen}
+    try:
+        keys.write_private(credentials, yaml.safe_dump({**yaml.safe_load(saved), "passwords": words}).encode())
+        assert succeeded(migrate(lab, "passwords", users=chosen)) == dict.fromkeys(chosen, migration.UNCHANGED)
+        words[chosen[1]] += "-wrong"
+        keys.write_private(credentials, yaml.safe_dump({**yaml.safe_load(saved), "passwords": words}).encode())
+        refused = migrate(lab, "passwords", users=chosen)
+        assert refused.returncode == 1 and f"the login of {chosen[1]} was refused" in refused.stderr
+        assert "nothing was imported" in refused.stderr and "-wrong" not in refused.stdout + refused.stderr
+    finally:
+        keys.write_private(credentials, saved)
+    assert lab.config.source.read_bytes() == configuration
+
+
 def sending_throughout(vip, user: str, run) -> tuple[Counter, str, object]:
     """``run()`` while alice sends ``user`` a message every 0.2 s, from 2 s before until 2 s
     after: the subjects sent, their common prefix, and what ``run`` returned."""
@@ -334,4 +358,5 @@ def test_waves_two_and_three_move_everyone_else(lab, loaded, vip):
 
     wait_for(lambda: folders("mx1") == folders("mx2"), 60, "both mx hosts hold the same folders")
     assert [name for name in folders("mx1") if "temp" in name] == [], "no folder of a replication conflict"
+    assert "Trash/2020" in folders("mx1"), "a folder below a special folder moves with it"
     assert not any(served_by_old_server(lab, vip, user) for user in (LIGHT[0], HEAVY))
