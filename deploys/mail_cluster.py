@@ -31,6 +31,7 @@ from deploys.firewall import FIREWALL
 from deploys.haproxy import HAPROXY
 from deploys.keepalived import KEEPALIVED
 from deploys.mail_exporters import MAIL_EXPORTERS
+from deploys.migration import MIGRATION
 from deploys.node_exporter import NODE_EXPORTER
 from deploys.postfix import POSTFIX
 from deploys.prometheus import PROMETHEUS
@@ -45,6 +46,7 @@ CLUSTER = (
     NODE_EXPORTER,  # its textfile folder exists before the components that write metrics there
     STORAGE,  # /var/vmail is mounted before Dovecot puts mail there
     TLS,  # certificates before the services that serve them
+    MIGRATION,  # the old server's CA before Dovecot connects to it
     CERTBOT,
     RSPAMD,  # before Postfix, whose milter it is
     POSTFIX,

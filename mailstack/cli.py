@@ -207,6 +207,10 @@ def migrate(args) -> int:
         raise ConfigError(config.source, [f"{config.source}: migration: missing (the old server's source and"
                                           " credentials)"])
     chosen = migrations.check_users(config, args.user or [])
+    if args.wave is not None and args.action in ("plan", "sync", "verify"):
+        if args.user:
+            raise ConfigError(config.source, [f"mailstack migrate {args.action}: give --user or --wave, not both"])
+        chosen = migrations.wave_users(config, args.wave)
     try:
         if args.action == "status":
             return _migrate_status(config, chosen, args)
@@ -559,7 +563,8 @@ def parser() -> argparse.ArgumentParser:
     sub = commands.add_parser("migrate", help=migrate.__doc__, description=migrate.__doc__)
     sub.add_argument("action", choices=[*MIGRATE_ACTIONS, "status"])
     sub.add_argument("--user", action="append", help="only this user (repeatable; default: every user)")
-    sub.add_argument("--wave", type=int, help="cutover, rollback: the wave (from 1, as in migration.waves)")
+    sub.add_argument("--wave", type=int, help="the wave (from 1, as in migration.waves): plan, sync, verify its users;"
+                     " cutover, rollback it")
     sub.add_argument("--json", action="store_true", help="machine-readable output")
     _inventory_option(sub)
     sub.set_defaults(run=migrate)

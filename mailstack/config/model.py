@@ -509,7 +509,8 @@ class Migration(Section):
     )
     ca: FilePath | None = setting(
         None, example="old-ca.pem",
-        doc="The CA that signed the old server's certificate, if not one the hosts already trust.",
+        doc="The CA that signed the old server's certificate, if not one the hosts already trust: the deploy"
+        " installs it among the mx hosts' system roots.",
     )
     parallel: int = setting(4, example=8, doc="Mailboxes copied at once.", ge=1, le=64)
     users: list[EmailAddress] = setting(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mailstack import migration, users
+from mailstack.cli import main
 from mailstack.config import ConfigError, load
 from mailstack.inventory import load_for
 from tests.support import LAB_INVENTORY
@@ -197,6 +198,17 @@ def test_a_user_cut_over_is_never_synced_again(config, monkeypatch):
     copies(monkeypatch, [])
     with pytest.raises(migration.MigrationError, match=f"cut over already: {erin}; a sync would delete"):
         migration.sync(config, [migration.UserPlan(erin, 1, 1, 1, 10)], login=None)
+
+
+@pytest.mark.parametrize(("arguments", "says"), [
+    (["sync", "--wave", "2", "--user", "erin@mailstack.test"], "give --user or --wave, not both"),
+    (["verify", "--wave", "4"], "--wave 4: "),
+    (["cutover"], "mailstack migrate cutover: give --wave N"),
+])
+def test_wrong_wave_arguments_get_one_line_before_any_host(arguments, says, capsys):
+    assert main(["migrate", *arguments, "-i", str(LAB_INVENTORY)]) == 2
+    error = capsys.readouterr().err
+    assert says in error and error.count("\n") == 1, error
 
 
 def test_a_rollback_takes_the_users_who_moved_with_its_wave(config, monkeypatch):
