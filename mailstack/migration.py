@@ -390,11 +390,11 @@ def imapc_settings(config: Config, user: str, login: Credentials) -> str:
         f"{key} = {_dovecot_value(value)}\n" for key, value in settings.items())
 
 
-_SYNC = """set -u
-dir=$(mktemp -d /run/mailstack-migrate.XXXXXX) || exit 1
+_IMAPC_CONF = """dir=$(mktemp -d /run/mailstack-migrate.XXXXXX) || exit 1
 trap 'rm -rf "$dir"' EXIT
-(umask 077 && cat > "$dir/imapc.conf")
-guids() {{ doveadm -f flow fetch -u {user} guid all 2>/dev/null | sort; }}
+(umask 077 && cat > "$dir/imapc.conf")  # the settings, a password among them, come on stdin
+"""
+_SYNC = "set -u\n" + _IMAPC_CONF + """guids() {{ doveadm -f flow fetch -u {user} guid all 2>/dev/null | sort; }}
 guids > "$dir/before" || exit 1
 for attempt in $(seq 20); do
     doveadm -c "$dir/imapc.conf" backup -R -u {user} imapc: && status=0 || status=$?
@@ -1025,11 +1025,7 @@ OLD_SERVER = "mailstack-old-server/"
 """Where a rollback's doveadm sees the user's mailbox on the old server: a namespace of Dovecot's
 imapc storage beside their own, so that Dovecot copies between the two."""
 _OLD_SERVER_NAMESPACE = f"namespace old_server {{\n  prefix = {OLD_SERVER}\n  separator = /\n  location = imapc:\n}}\n"
-_COPY_BACK = """set -eu
-dir=$(mktemp -d /run/mailstack-migrate.XXXXXX)
-trap 'rm -rf "$dir"' EXIT
-(umask 077 && cat > "$dir/imapc.conf")
-doveadm() {{ command doveadm -c "$dir/imapc.conf" -o mail_plugins= "$@"; }}
+_COPY_BACK = "set -eu\n" + _IMAPC_CONF + """doveadm() {{ command doveadm -c "$dir/imapc.conf" -o mail_plugins= "$@"; }}
 {commands}
 """
 _WILDCARDS = re.compile(r"[*?%]")
