@@ -1000,8 +1000,7 @@ def lacking(old: dict[str, Folder], new: dict[str, Folder]) -> dict[str, list[in
     (the same bytes and INTERNALDATE, as often)."""
     found = {}
     for name, folder in new.items():
-        there = Counter((one.sha256, one.internaldate) for one in old[name].messages.values()) if name in old \
-            else Counter()
+        there = Counter((one.sha256, one.internaldate) for one in (old[name].messages.values() if name in old else ()))
         if uids := [uid for uid, one in folder.messages.items() if not _take(there, (one.sha256, one.internaldate))]:
             found[name] = uids
     return found
