@@ -38,6 +38,7 @@ def values(target: Target) -> dict:
         "metrics_port": services.DOVECOT_METRICS_PORT,
         "migration_master": master_login(target) if config.migration else None,
         "migration_proxied": migration.PROXIED if config.migration else None,
+        "old_server": migration.source(config) if config.migration else None,
         "routes": migration.routes(config, {}) if config.migration else None,
     }
 

@@ -48,9 +48,9 @@ TRANSPORT = f"{ROUTES}/transport"
 PROXIED = f"{ROUTES}/proxied"
 """Dovecot's passdb extra fields for the users not cut over: proxied to the old server, or refused."""
 OLD, HELD, MOVED = "old", "held", "moved"
-NO_PASSWORD = ":::::::"
-"""A proxied line's empty password, uid, gid, gecos, home and shell: its extra fields follow
-(the password was checked by the users' passdb before)."""
+NO_PASSWORD = ":::::::nopassword=y "
+"""A proxied line's empty password, uid, gid, gecos, home and shell, and its first extra field:
+this passdb checks no password, Dovecot's next one checks it on the old server."""
 METRICS = "/var/lib/prometheus/node-exporter/mailstack_migration.prom"
 LAB_ADMIN = "admin"
 

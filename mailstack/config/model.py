@@ -516,7 +516,8 @@ class Migration(Section):
     users: list[EmailAddress] = setting(
         [], example=["alice@example.com", "bob@example.com"],
         doc="The users who move, in the order waves take them (default: every user). Until their wave is cut"
-        " over, the cluster relays their mail to the old server and proxies their IMAP logins there.",
+        " over, the cluster relays their mail to the old server, proxies their IMAP logins there and checks their"
+        " password there (for submission too).",
     )
     relay: ServerName | None = setting(
         None, example="mx.old.example.com",

@@ -118,7 +118,6 @@ def quoted(name: str) -> str:
 
 def reset_user(config: Config, user: str, password: str) -> None:
     """Delete ``user`` on the old server with their mail, and make them anew with ``password``."""
-    legacy = config.hosts_in("legacy")[0]
     admin = _admin(config)
     try:
         mailbox = quoted(f"user/{user}")
@@ -129,6 +128,12 @@ def reset_user(config: Config, user: str, password: str) -> None:
             raise RuntimeError(f"the old server did not create {user}: {data}")
     finally:
         admin.logout()
+    set_password(config, user, password)
+
+
+def set_password(config: Config, user: str, password: str) -> None:
+    """``user``'s password on the old server (Cyrus's sasldb), given on stdin."""
+    legacy = config.hosts_in("legacy")[0]
     result = ssh.run(config, legacy, f"saslpasswd2 -p -c {shlex.quote(user)}", input=password.encode(), timeout=60)
     if result.returncode != 0:
         raise RuntimeError(f"saslpasswd2 for {user} failed: {result.stderr.decode()}")

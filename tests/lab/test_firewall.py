@@ -4,13 +4,10 @@ bans by the client's real address, and rules that would lock the deploy out roll
 import asyncio
 import ipaddress
 import socket
-import ssl
-from contextlib import contextmanager
 
 import pytest
 
 from deploys.firewall import allowances
-from mailstack.lab.system import run
 from tests.lab import faults
 from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, run_deploy, ssh
 
@@ -54,21 +51,6 @@ def test_a_port_scan_finds_exactly_the_configured_ports(lab):
         assert asyncio.run(_open_ports(address, candidates | wanted)) == wanted, (name, address)
 
 
-@contextmanager
-def spare_addresses(lab, count: int):
-    """Extra addresses of this machine on the lab bridge: clients other than the usual one."""
-    network = lab.config.lab.address.network
-    taken = {lab.config.lab.address.ip, lab.config.cluster.virtual_ip} | {h.address for h in lab.config.hosts.values()}
-    spare = [str(address) for address in network.hosts() if address not in taken][-count:]
-    for address in spare:
-        run("ip", "addr", "add", f"{address}/{network.prefixlen}", "dev", lab.config.lab.bridge)
-    try:
-        yield spare
-    finally:
-        for address in spare:
-            run("ip", "addr", "del", f"{address}/{network.prefixlen}", "dev", lab.config.lab.bridge, check=False)
-
-
 def connects(source: str, address: str, port: int) -> bool:
     try:
         with socket.create_connection((address, port), timeout=2, source_address=(source, 0)):
@@ -80,26 +62,10 @@ def connects(source: str, address: str, port: int) -> bool:
 def test_new_connections_over_the_limit_are_dropped_for_that_address_only(lab):
     limit = lab.config.firewall.rate_limits.sieve.new_per_minute
     vip = str(lab.config.cluster.virtual_ip)
-    with spare_addresses(lab, 2) as (first, second):
+    with faults.spare_addresses(lab, 2) as (first, second):
         assert all(connects(first, vip, 4190) for _ in range(limit))
         assert not connects(first, vip, 4190)
         assert connects(second, vip, 4190)
-
-
-def imap_greeting(source: str, address: str, context: ssl.SSLContext, password: str | None = None) -> bytes:
-    """The IMAPS greeting a client at ``source`` gets (b"" if none); with ``password``, then a
-    login that fails (Dovecot answers later after each failure from one address)."""
-    try:
-        with socket.create_connection((address, 993), timeout=5, source_address=(source, 0)) as raw:
-            with context.wrap_socket(raw) as tls:
-                greeting = tls.recv(200)
-                if password and greeting:
-                    tls.sendall(f"a LOGIN alice@mailstack.test {password}\r\n".encode())
-                    tls.settimeout(30)
-                    tls.recv(200)
-                return greeting
-    except OSError:
-        return b""
 
 
 def banned(lab) -> set[str]:
@@ -111,14 +77,14 @@ def banned(lab) -> set[str]:
 
 def test_failed_logins_ban_the_real_client_address_until_the_ban_ends(lab, vip):
     address = str(lab.config.cluster.virtual_ip)
-    with spare_addresses(lab, 2) as (attacker, bystander):
+    with faults.spare_addresses(lab, 2) as (attacker, bystander):
         for _ in range(lab.config.firewall.fail2ban.maxretry):  # fewer if earlier failures still count
-            if not imap_greeting(attacker, address, vip.context, password="wrong"):
+            if not faults.imap_greeting(attacker, address, vip.context, password="wrong"):
                 break
-        faults.wait_for(lambda: not imap_greeting(attacker, address, vip.context), 30, "the ban")
+        faults.wait_for(lambda: not faults.imap_greeting(attacker, address, vip.context), 30, "the ban")
         assert attacker in banned(lab)  # by its own address, not the lb's
-        assert imap_greeting(bystander, address, vip.context).startswith(b"* OK")
-        faults.wait_for(lambda: imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
+        assert faults.imap_greeting(bystander, address, vip.context).startswith(b"* OK")
+        faults.wait_for(lambda: faults.imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
         assert attacker not in banned(lab)
 
 

@@ -4,15 +4,18 @@ names the user over quota; a sync then verify finds every message the same (byte
 INTERNALDATE); a changed source moves only its delta; a sync killed mid-way is finished by
 the next without a duplicate; one altered byte on the cluster is named with its user, folder
 and message; a cut-over wave moves its user while their mail keeps arriving, and leaves the
-others on the old server behind the cluster's virtual IP; a rollback of that wave takes what
-the user received and flagged on the cluster back to the old server; waves 2 and 3 then move
-everyone, their special folders under the cluster's names. The tests run in order: each
-starts from the state the previous one left."""
+others on the old server behind the cluster's virtual IP, their password checked there; a
+rollback of that wave takes what the user received and flagged on the cluster back to the old
+server; waves 2 and 3 then move everyone, their special folders under the cluster's names.
+The tests run in order: each starts from the state the previous one left."""
 
+import copy
 import hashlib
 import imaplib
 import json
+import re
 import signal
+import smtplib
 import subprocess
 import sys
 import threading
@@ -26,7 +29,7 @@ import yaml
 from mailstack import keys, migration
 from mailstack.lab import corpus
 from mailstack.lab.mailcheck import message
-from tests.lab.faults import wait_for
+from tests.lab.faults import imap_greeting, spare_addresses, wait_for
 from tests.support import PROJECT, ssh
 
 pytestmark = pytest.mark.lab
@@ -295,6 +298,35 @@ def test_a_wave_moves_its_users_while_their_mail_keeps_arriving(lab, loaded, vip
     vip.send("alice", message(vip.user("alice"), stays, letter))
     wait_for(lambda: on_old_server(lab, stays, letter) == Counter([letter]), 60, "mail for a later wave on the old"
              " server")
+
+
+def test_a_user_not_moved_logs_in_with_their_password_on_the_old_server(lab, loaded, vip):
+    """The cluster checks the password of a user not cut over on the old server, for submission
+    as for IMAP: once it changes there, the new one works through the virtual IP and the one the
+    cluster holds is refused, and fail2ban counts the refusal."""
+    user = LIGHT[1]
+    login = user.split("@")[0]
+    changed = copy.copy(vip)
+    changed.passwords = {**vip.passwords, user: f"changed on the old server {time.time_ns()}"}
+    corpus.set_password(lab.config, user, changed.passwords[user])
+    try:
+        changed.send(login, message(user, vip.user("alice"), "submitted with the old server's password"))
+        with changed.imap(login) as imap:
+            assert imap.select()[0] == "OK"
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            vip.submission(login)
+        counted = refused_by_old_server(lab)
+        with spare_addresses(lab, 1) as (client,):  # fail2ban ignores the deploy's own address
+            imap_greeting(client, vip.address, vip.context, password=vip.passwords[user], user=user)
+        wait_for(lambda: refused_by_old_server(lab) == counted + 1, 30, "fail2ban counts the refused login")
+    finally:
+        corpus.set_password(lab.config, user, vip.passwords[user])
+
+
+def refused_by_old_server(lab) -> int:
+    """Logins through the cluster that the old server refused, as fail2ban on the mx hosts counted."""
+    status = (ssh(lab, host, "fail2ban-client status mailstack-old-server") for host in lab.config.hosts_in("mx"))
+    return sum(int(re.search(r"Total failed:\s+(\d+)", text)[1]) for text in status)
 
 
 def test_status_shows_each_step_with_who_ran_it(lab, loaded):

@@ -161,11 +161,11 @@ def test_routes_relay_and_proxy_the_users_not_cut_over(config):
     transport, proxied = migration.routes(config, {erin: migration.MOVED, frank: migration.HELD})
     assert erin not in transport + proxied
     assert f"{frank} retry:4.2.0 mailbox moving to another server\n" in transport
-    assert f"{frank}:::::::nologin=y" in proxied
+    assert f"{frank}:::::::nopassword=y nologin=y" in proxied
     others = migration.moving(config)[2:]
     assert all(f"{user} smtp:[10.77.0.70]:25\n" in transport for user in others)
-    assert all(f"{user}:::::::proxy=y host=legacy1.mailstack.test hostip=10.77.0.70 port=993 ssl=yes\n" in proxied
-               for user in others)
+    assert all(f"{user}:::::::nopassword=y proxy=y host=legacy1.mailstack.test hostip=10.77.0.70 port=993 ssl=yes\n"
+               in proxied for user in others)
 
 
 def copies(monkeypatch, added: list[int]) -> list[int]:
