@@ -1,15 +1,19 @@
 """Clients for the lab tests and benchmarks beyond what ``mailstack lab login`` needs: a
 submission loop that counts what was accepted, a probe that times how long the virtual IP
-stops answering, and just enough ManageSieve."""
+stops answering, clients at other addresses of this machine (fail2ban ignores the usual one),
+and just enough ManageSieve."""
 
 import base64
 import smtplib
 import socket
+import ssl
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from mailstack.lab.mailcheck import Mx, message
+from mailstack.lab.system import run
 
 CONNECT_TIMEOUT = 2.0
 
@@ -77,6 +81,38 @@ def time_until_answer(address: str, port: int, since: float, limit: float = 60) 
             raise TimeoutError(f"{address}:{port} did not answer within {limit} s")
         time.sleep(0.05)
     return time.monotonic() - since
+
+
+@contextmanager
+def spare_addresses(lab, count: int):
+    """Extra addresses of this machine on the lab bridge: clients other than the usual one."""
+    subnet = lab.config.lab.address.network
+    taken = {lab.config.lab.address.ip, lab.config.cluster.virtual_ip} | {h.address for h in lab.config.hosts.values()}
+    spare = [str(address) for address in subnet.hosts() if address not in taken][-count:]
+    for address in spare:
+        run("ip", "addr", "add", f"{address}/{subnet.prefixlen}", "dev", lab.config.lab.bridge)
+    try:
+        yield spare
+    finally:
+        for address in spare:
+            run("ip", "addr", "del", f"{address}/{subnet.prefixlen}", "dev", lab.config.lab.bridge, check=False)
+
+
+def imap_greeting(source: str, address: str, context: ssl.SSLContext, password: str | None = None,
+                  user: str = "alice@mailstack.test") -> bytes:
+    """The IMAPS greeting a client at ``source`` gets (b"" if none); with ``password``, then a
+    login of ``user`` that fails (Dovecot answers later after each failure from one address)."""
+    try:
+        with socket.create_connection((address, 993), timeout=5, source_address=(source, 0)) as raw:
+            with context.wrap_socket(raw) as tls:
+                greeting = tls.recv(200)
+                if password and greeting:
+                    tls.sendall(f"a LOGIN {user} {password}\r\n".encode())
+                    tls.settimeout(30)
+                    tls.recv(200)
+                return greeting
+    except OSError:
+        return b""
 
 
 class ManageSieve:

@@ -1,10 +1,7 @@
 """Breaking the lab on purpose and making it whole again: a host crashed (its power cut), its
 link pulled, a fresh QEMU guest standing in; where the virtual IP is; whether every lb host
-sees every backend up; clients at other addresses of this machine. The failover, storage,
-firewall and migration tests and ``bench/failover.py`` use it."""
+sees every backend up. The failover, storage and firewall tests and ``bench/failover.py`` use it."""
 
-import socket
-import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,7 +9,7 @@ from contextlib import contextmanager
 
 from mailstack.lab import Lab, network
 from mailstack.lab.hosts import VirtualMachine
-from mailstack.lab.system import LabError, progress, run
+from mailstack.lab.system import LabError, progress
 
 
 def crash(lab: Lab, name: str) -> None:
@@ -94,34 +91,3 @@ def make_whole(lab, limit: float = 180) -> None:
         lab.run(name, "systemctl start haproxy keepalived")
     wait_for(lambda: cluster_whole(lab), limit, "the cluster whole again")
 
-
-@contextmanager
-def spare_addresses(lab, count: int):
-    """Extra addresses of this machine on the lab bridge: clients other than the usual one."""
-    subnet = lab.config.lab.address.network
-    taken = {lab.config.lab.address.ip, lab.config.cluster.virtual_ip} | {h.address for h in lab.config.hosts.values()}
-    spare = [str(address) for address in subnet.hosts() if address not in taken][-count:]
-    for address in spare:
-        run("ip", "addr", "add", f"{address}/{subnet.prefixlen}", "dev", lab.config.lab.bridge)
-    try:
-        yield spare
-    finally:
-        for address in spare:
-            run("ip", "addr", "del", f"{address}/{subnet.prefixlen}", "dev", lab.config.lab.bridge, check=False)
-
-
-def imap_greeting(source: str, address: str, context: ssl.SSLContext, password: str | None = None,
-                  user: str = "alice@mailstack.test") -> bytes:
-    """The IMAPS greeting a client at ``source`` gets (b"" if none); with ``password``, then a
-    login of ``user`` that fails (Dovecot answers later after each failure from one address)."""
-    try:
-        with socket.create_connection((address, 993), timeout=5, source_address=(source, 0)) as raw:
-            with context.wrap_socket(raw) as tls:
-                greeting = tls.recv(200)
-                if password and greeting:
-                    tls.sendall(f"a LOGIN {user} {password}\r\n".encode())
-                    tls.settimeout(30)
-                    tls.recv(200)
-                return greeting
-    except OSError:
-        return b""

@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from deploys.firewall import allowances
-from tests.lab import faults
+from tests.lab import clients, faults
 from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
@@ -62,7 +62,7 @@ def connects(source: str, address: str, port: int) -> bool:
 def test_new_connections_over_the_limit_are_dropped_for_that_address_only(lab):
     limit = lab.config.firewall.rate_limits.sieve.new_per_minute
     vip = str(lab.config.cluster.virtual_ip)
-    with faults.spare_addresses(lab, 2) as (first, second):
+    with clients.spare_addresses(lab, 2) as (first, second):
         assert all(connects(first, vip, 4190) for _ in range(limit))
         assert not connects(first, vip, 4190)
         assert connects(second, vip, 4190)
@@ -77,14 +77,14 @@ def banned(lab) -> set[str]:
 
 def test_failed_logins_ban_the_real_client_address_until_the_ban_ends(lab, vip):
     address = str(lab.config.cluster.virtual_ip)
-    with faults.spare_addresses(lab, 2) as (attacker, bystander):
+    with clients.spare_addresses(lab, 2) as (attacker, bystander):
         for _ in range(lab.config.firewall.fail2ban.maxretry):  # fewer if earlier failures still count
-            if not faults.imap_greeting(attacker, address, vip.context, password="wrong"):
+            if not clients.imap_greeting(attacker, address, vip.context, password="wrong"):
                 break
-        faults.wait_for(lambda: not faults.imap_greeting(attacker, address, vip.context), 30, "the ban")
+        faults.wait_for(lambda: not clients.imap_greeting(attacker, address, vip.context), 30, "the ban")
         assert attacker in banned(lab)  # by its own address, not the lb's
-        assert faults.imap_greeting(bystander, address, vip.context).startswith(b"* OK")
-        faults.wait_for(lambda: faults.imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
+        assert clients.imap_greeting(bystander, address, vip.context).startswith(b"* OK")
+        faults.wait_for(lambda: clients.imap_greeting(attacker, address, vip.context), 90, "the end of the ban")
         assert attacker not in banned(lab)
 
 

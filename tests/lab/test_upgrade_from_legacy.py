@@ -29,7 +29,8 @@ import yaml
 from mailstack import keys, migration
 from mailstack.lab import corpus
 from mailstack.lab.mailcheck import message
-from tests.lab.faults import imap_greeting, spare_addresses, wait_for
+from tests.lab.clients import imap_greeting, spare_addresses
+from tests.lab.faults import wait_for
 from tests.support import PROJECT, ssh
 
 pytestmark = pytest.mark.lab
