@@ -26,7 +26,7 @@ def backup():
     files.directory(name="Create borg's cache folder", path=CACHE, mode="700")
     standby = host.name == backups.standby(cluster_config())
     timers = (BACKUP_TIMER, CHECK_TIMER) if standby else (BACKUP_TIMER,)
-    configured_service(BACKUP, timers, "BorgBackup", packages=["borgbackup"], restarted=True)
+    configured_service(BACKUP, timers, "BorgBackup", restarted=True)
     if not standby:  # one host reads the whole repository back
         systemd.service(name="Leave the repository check to the standby", service=CHECK_TIMER, running=False,
                         enabled=False)
@@ -75,4 +75,5 @@ BACKUP = Component(
     ),
     values=values,
     when=wanted,
+    packages=("borgbackup",),
 )

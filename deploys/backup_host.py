@@ -15,7 +15,7 @@ from operations.components import component_files
 
 @deploy("Backup repository")
 def backup_host():
-    apt.packages(name="Install BorgBackup", packages=["borgbackup"])
+    apt.packages(name="Install BorgBackup", packages=list(BACKUP_HOST.packages))
     server.group(name="Add the borg group", group="borg", system=True)
     server.user(name="Add the borg user", user="borg", group="borg", home=backups.HOME, shell="/bin/sh",
                 system=True, create_home=False)
@@ -40,4 +40,5 @@ BACKUP_HOST = Component(
     files=(ManagedFile(f"{backups.HOME}/.ssh/authorized_keys", mode="600", user="borg", group="borg"),),
     check=f"ssh-keygen -l -f {{root}}{backups.HOME}/.ssh/authorized_keys >/dev/null",
     values=values,
+    packages=("borgbackup",),
 )

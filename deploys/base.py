@@ -8,7 +8,8 @@ from facts.virt import Container
 from mailstack.component import EVERY_HOST, Component, ManagedFile
 from operations.components import cluster_config, component_files
 
-BASE_PACKAGES = ["ca-certificates", "openssl", "less", "procps"]
+BASE_PACKAGES = ("ca-certificates", "openssl", "less", "procps")
+TIME_SYNC = "systemd-timesyncd"
 
 
 @deploy("Base system")
@@ -18,13 +19,13 @@ def base():
     # apt settings (the proxy among them) must be in place before apt is first used.
     settings = component_files(name="Install base configuration", component=BASE)
     apt.update(name="Update apt lists", cache_time=24 * 3600)
-    apt.packages(name="Install base packages", packages=BASE_PACKAGES)
+    apt.packages(name="Install base packages", packages=list(BASE_PACKAGES))
     # Not server.timezone: its fact resolves links (UTC -> Etc/UTC) and never matches an alias.
     files.link(name="Set the time zone", path="/etc/localtime", target=f"/usr/share/zoneinfo/{config.cluster.timezone}")
 
     # A container shares the machine's clock; systemd-timesyncd refuses to run in one.
     if not host.get_fact(Container):
-        apt.packages(name="Install systemd-timesyncd", packages=["systemd-timesyncd"])
+        apt.packages(name="Install systemd-timesyncd", packages=[TIME_SYNC])
         systemd.service(name="Run systemd-timesyncd", service="systemd-timesyncd", running=True, enabled=True)
         systemd.service(
             name="Restart systemd-timesyncd",
@@ -43,4 +44,5 @@ BASE = Component(
         ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
     ),
     check="apt-config -c {root}/etc/apt/apt.conf.d/90mailstack dump >/dev/null",
+    packages=(*BASE_PACKAGES, TIME_SYNC),
 )

@@ -17,7 +17,7 @@ KEYS = "/var/lib/bind/keys"
 
 @deploy("Authoritative DNS (BIND)")
 def bind():
-    apt.packages(name="Install BIND", packages=["bind9"])
+    apt.packages(name="Install BIND", packages=list(BIND.packages))
     files.directory(name="Create the zone key folder", path=KEYS, user="bind", group="bind", mode="750")
     configured_service(BIND, "named", "BIND")
 
@@ -55,4 +55,5 @@ BIND = Component(
         ' && named-checkzone -q "$(sed -n "s/^\\$ORIGIN //p" $zone)" $zone'
     ),
     values=values,
+    packages=("bind9",),
 )

@@ -39,7 +39,7 @@ def certonly_command(config, host_name: str) -> str:
 @deploy("Certificates (certbot)")
 def certbot():
     config = cluster_config()
-    apt.packages(name="Install certbot", packages=["certbot", "python3-certbot-dns-rfc2136"])
+    apt.packages(name="Install certbot", packages=list(CERTBOT.packages))
     files = component_files(name="Configure certbot", component=CERTBOT)
     systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     # The live/ names are links; the renewal file is a plain file that exists once issued.
@@ -74,4 +74,5 @@ CERTBOT = Component(
     check="sh -n {root}/etc/letsencrypt/renewal-hooks/deploy/mailstack",
     values=values,
     when=lambda config: config.tls.mode == "acme",
+    packages=("certbot", "python3-certbot-dns-rfc2136"),
 )

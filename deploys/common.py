@@ -34,18 +34,18 @@ def converge(parts: tuple[Component | MeetingPoint, ...]) -> None:
 
 
 def configured_service(
-    component: Component, service: str | tuple[str, ...], title: str, packages=(), restarted: bool = False,
+    component: Component, service: str | tuple[str, ...], title: str, restarted: bool = False,
     ready: str | None = None,
 ):
     """
-    Install ``packages``, then the component's checked files; run ``service`` (or each of
+    Install the component's packages, then the component's checked files; run ``service`` (or each of
     several) and reload it (or restart it) when the files changed. A file among them under
     /etc/systemd/system makes systemd read its units again first. ``ready`` is a command that
     succeeds once a service that was just installed and started answers: a reload waits for it
     (a reload sent before the service listens fails). Returns the files' operation.
     """
-    if packages:
-        apt.packages(name=f"Install {title}", packages=list(packages))
+    if component.packages:
+        apt.packages(name=f"Install {title}", packages=list(component.packages))
     files = component_files(name=f"Configure {title}", component=component)
     if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):
         systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)

@@ -8,13 +8,12 @@ from deploys.common import configured_service
 from mailstack import certificates, mailboxes, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 
-PACKAGES = ["dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"]
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
 
 
 @deploy("Dovecot")
 def dovecot():
-    apt.packages(name="Install Dovecot", packages=PACKAGES)
+    apt.packages(name="Install Dovecot", packages=list(DOVECOT.packages))
     server.group(name="Add the vmail group", group="vmail", gid=VMAIL_UID, system=True)
     server.user(
         name="Add the vmail user", user="vmail", uid=VMAIL_UID, group="vmail",
@@ -68,4 +67,5 @@ DOVECOT = Component(
     files=managed_files,
     check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
     values=values,
+    packages=("dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"),
 )

@@ -14,8 +14,7 @@ from mailstack.config import Config
 def fail2ban():
     # python3-systemd: the jails read the journal; Debian 12 logs nowhere else by default.
     # Just installed, fail2ban-server takes seconds to open its socket (longer on a slow guest).
-    configured_service(FAIL2BAN, "fail2ban", "fail2ban", packages=["fail2ban", "python3-systemd"],
-                       ready="fail2ban-client ping")
+    configured_service(FAIL2BAN, "fail2ban", "fail2ban", ready="fail2ban-client ping")
 
 
 def values(target: Target) -> dict:
@@ -42,4 +41,5 @@ FAIL2BAN = Component(
         " && fail2ban-client -c {root}/fail2ban-check --test >/dev/null"
     ),
     values=values,
+    packages=("fail2ban", "python3-systemd"),
 )

@@ -78,7 +78,7 @@ def apply_confirmed(state, host, address: str, port: int, seconds: int) -> bool:
 @deploy("Firewall")
 def firewall():
     config = cluster_config()
-    apt.packages(name="Install iptables", packages=["iptables", "netfilter-persistent", "iptables-persistent"])
+    apt.packages(name="Install iptables", packages=list(FIREWALL.packages))
     systemd.service(name="Load the saved rules at boot", service="netfilter-persistent", enabled=True)
     component_files(name="Configure the firewall", component=FIREWALL)
     wanted = FIREWALL.render(deploy_target())
@@ -208,4 +208,5 @@ FIREWALL = Component(
         " && sh -n {root}/usr/local/sbin/mailstack-firewall"
     ),
     values=values,
+    packages=("iptables", "netfilter-persistent", "iptables-persistent"),
 )

@@ -25,7 +25,7 @@ LOADED = (
 @deploy("HAProxy")
 def haproxy():
     # socat talks to HAProxy's admin socket: draining a backend (docs/ha.md).
-    apt.packages(name="Install HAProxy", packages=["haproxy", "socat"])
+    apt.packages(name="Install HAProxy", packages=list(HAPROXY.packages))
     certificate = certificates.paths(cluster_config())
     files.link(name="Link the certificate for HAProxy", path=TLS, target=certificate["certificate"])
     files.link(name="Link the key for HAProxy", path=f"{TLS}.key", target=certificate["key"])
@@ -79,4 +79,5 @@ HAPROXY = Component(
         " && haproxy -c -q -f {root}/haproxy-check.cfg"
     ),
     values=values,
+    packages=("haproxy", "socat"),
 )

@@ -14,7 +14,7 @@ from operations.components import cluster_config
 
 @deploy("Keepalived")
 def keepalived():
-    files = configured_service(KEEPALIVED, "keepalived", "Keepalived", packages=["keepalived"])
+    files = configured_service(KEEPALIVED, "keepalived", "Keepalived")
     server.shell(
         name="Report whether this host holds the virtual IP",
         commands=[report_state(cluster_config(), host.name)],
@@ -55,4 +55,5 @@ KEEPALIVED = Component(
         " > {root}/keepalived-check.conf && keepalived --config-test --use-file {root}/keepalived-check.conf"
     ),
     values=values,
+    packages=("keepalived",),
 )

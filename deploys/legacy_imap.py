@@ -10,7 +10,7 @@ their mail are loaded by the lab's corpus (``mailstack.lab.corpus``), not by thi
 """
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server
+from pyinfra.operations import server
 
 from deploys.common import configured_service
 from mailstack import migration
@@ -21,9 +21,7 @@ ADMIN_PASSWORD = "/etc/cyrus/admin.pass"
 
 @deploy("The old IMAP server (Cyrus)")
 def legacy_imap():
-    apt.packages(name="Install Postfix", packages=["postfix"])
-    files = configured_service(LEGACY_IMAP, ("cyrus-imapd", "postfix"), "Cyrus IMAP and Postfix",
-                               packages=["cyrus-imapd", "cyrus-admin", "sasl2-bin"], restarted=True)
+    files = configured_service(LEGACY_IMAP, ("cyrus-imapd", "postfix"), "Cyrus IMAP and Postfix", restarted=True)
     server.shell(
         name="Set the admin login's password (saslpasswd2 reads it from stdin)",
         commands=[f"tr -d '\\n' < {ADMIN_PASSWORD} | saslpasswd2 -p -c \"$(cat /etc/cyrus/admin.user)\""
@@ -73,4 +71,5 @@ LEGACY_IMAP = Component(
           " && cp /etc/postfix/master.cf {root}/etc/postfix/"
           " && postconf -c {root}/etc/postfix -n >/dev/null && postfix -c {root}/etc/postfix check",
     values=values,
+    packages=("postfix", "cyrus-imapd", "cyrus-admin", "sasl2-bin")  # Postfix as the MTA Cyrus needs,
 )

@@ -21,8 +21,7 @@ MAIL_LOG = "/var/log/mail.log"
 def mail_exporters():
     # rsyslog makes the file only with the first mail log line; the exporter stops without it.
     files.file(name="Create the mail log", path=MAIL_LOG, user="root", group="adm", mode="640")
-    configured_service(MAIL_EXPORTERS, ("rsyslog", *EXPORTERS), "the Postfix and Redis exporters",
-                       packages=["rsyslog", "logrotate", *EXPORTERS], restarted=True)
+    configured_service(MAIL_EXPORTERS, ("rsyslog", *EXPORTERS), "the Postfix and Redis exporters", restarted=True)
 
 
 def values(target: Target) -> dict:
@@ -40,4 +39,5 @@ MAIL_EXPORTERS = Component(
     check="sh -n {root}/etc/default/prometheus-postfix-exporter && sh -n {root}/etc/default/prometheus-redis-exporter",
     values=values,
     when=node_exporter.monitored,
+    packages=("rsyslog", "logrotate", *EXPORTERS),
 )

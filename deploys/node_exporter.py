@@ -20,8 +20,7 @@ RSPAMD_CONTROLLER_PORT = 11334  # Rspamd's default, on localhost
 
 @deploy("Node exporter")
 def node_exporter():
-    configured_service(NODE_EXPORTER, ("prometheus-node-exporter", TIMER), "the node exporter",
-                       packages=["prometheus-node-exporter", "curl"], restarted=True)
+    configured_service(NODE_EXPORTER, ("prometheus-node-exporter", TIMER), "the node exporter", restarted=True)
 
 
 def values(target: Target) -> dict:
@@ -53,4 +52,5 @@ NODE_EXPORTER = Component(
     ),
     values=values,
     when=monitored,
+    packages=("prometheus-node-exporter", "curl"),
 )

@@ -15,8 +15,7 @@ from mailstack.component import Component, ManagedFile, Target
 
 @deploy("A mail server outside the cluster")
 def outside_mta():
-    configured_service(OUTSIDE_MTA, ("unbound", "postfix"), "the outside mail server",
-                       packages=["unbound", "dns-root-data", "postfix"], restarted=True)
+    configured_service(OUTSIDE_MTA, ("unbound", "postfix"), "the outside mail server", restarted=True)
 
 
 def trust_anchor(target: Target) -> str:
@@ -51,4 +50,5 @@ OUTSIDE_MTA = Component(
         " && postconf -c {root}/etc/postfix -n >/dev/null && postfix -c {root}/etc/postfix check"
     ),
     values=values,
+    packages=("unbound", "dns-root-data", "postfix"),
 )

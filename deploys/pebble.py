@@ -13,7 +13,7 @@ from mailstack.component import Component, ManagedFile, Target
 
 @deploy("ACME test CA (pebble)")
 def pebble():
-    files = configured_service(PEBBLE, "pebble", "pebble", packages=["pebble"], restarted=True)
+    files = configured_service(PEBBLE, "pebble", "pebble", restarted=True)
     # Not server.wait: it needs netstat, which Debian no longer installs.
     server.shell(
         name="Wait for pebble's ACME port",
@@ -38,4 +38,5 @@ PEBBLE = Component(
     ),
     check="python3 -m json.tool {root}/etc/pebble/pebble-config.json >/dev/null",
     values=values,
+    packages=("pebble",),
 )

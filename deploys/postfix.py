@@ -12,7 +12,7 @@ MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/
 
 @deploy("Postfix")
 def postfix():
-    apt.packages(name="Install Postfix", packages=["postfix"])
+    apt.packages(name="Install Postfix", packages=list(POSTFIX.packages))
     files = component_files(name="Configure Postfix", component=POSTFIX)
     server.shell(name="Index Postfix maps", commands=["postmap " + " ".join(MAPS)], _if=files.did_change)
     systemd.service(name="Run Postfix", service="postfix", running=True, enabled=True)
@@ -68,4 +68,5 @@ POSTFIX = Component(
         " && postfix -c {root}/etc/postfix check"
     ),
     values=values,
+    packages=("postfix",),
 )

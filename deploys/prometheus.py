@@ -16,7 +16,7 @@ BLACKBOX_PORT = 9115  # on localhost: for this host's Prometheus
 
 @deploy("Prometheus and Alertmanager")
 def prometheus():
-    configured_service(PROMETHEUS, SERVICES, "Prometheus and Alertmanager", packages=SERVICES, restarted=True)
+    configured_service(PROMETHEUS, SERVICES, "Prometheus and Alertmanager", restarted=True)
 
 
 def probe_module(service: services.Service) -> str:
@@ -58,4 +58,5 @@ PROMETHEUS = Component(
         " && prometheus-blackbox-exporter --config.check --config.file={root}/etc/prometheus/blackbox.yml 2>/dev/null"
     ),
     values=values,
+    packages=SERVICES,
 )

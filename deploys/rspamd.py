@@ -14,7 +14,7 @@ from mailstack.component import MAIL, Component, ManagedFile, Target
 
 @deploy("Rspamd")
 def rspamd():
-    apt.packages(name="Install Rspamd and Redis", packages=["rspamd", "redis-server"])
+    apt.packages(name="Install Rspamd and Redis", packages=list(RSPAMD.packages))
     systemd.service(name="Run Redis", service="redis-server", running=True, enabled=True)
     files.directory(
         name="Create the DKIM key folder", path="/var/lib/rspamd/dkim", user="_rspamd", group="_rspamd", mode="700"
@@ -56,4 +56,5 @@ RSPAMD = Component(
         ' rspamadm configtest -c "$file" >/dev/null || exit 1; done'
     ),
     values=values,
+    packages=("rspamd", "redis-server"),
 )

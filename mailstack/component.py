@@ -109,6 +109,8 @@ class Component:
     values: Callable[[Target], dict] = field(default=no_values)
     """Template values only this component's files need."""
     when: Callable[[Config], bool] = field(default=always)
+    packages: tuple[str, ...] = ()
+    """The Debian packages (from main) its deploy installs. The lab's images carry them already."""
 
     @property
     def name(self) -> str:
