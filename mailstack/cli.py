@@ -16,8 +16,9 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from dns import exception as dns_exception
+from jinja2 import TemplateNotFound
 
-from . import PROJECT, certificates, mailboxes, records, secrets, ssh, status, users
+from . import PROJECT, TEMPLATES, certificates, mailboxes, records, secrets, ssh, status, users
 from . import backup as backups
 from . import dns as dns_records
 from . import migration as migrations
@@ -57,6 +58,9 @@ def render(args) -> int:
         out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
         try:
             written = render_host(config, name, out)
+        except TemplateNotFound as error:  # an OSError as well: a broken installation, not --out
+            print(f"mailstack render: no template {error.name} in {TEMPLATES}; reinstall mailstack", file=sys.stderr)
+            return 1
         except OSError as error:
             raise ConfigError(out, [f"--out {args.out}: cannot write {error.filename}: {error.strerror}"]) from None
         print(f"{name}: {len(written)} files in {out}")

@@ -100,6 +100,20 @@ def test_a_broken_file_fails_its_checker(tmp_path):
     assert result.returncode != 0
 
 
+def test_a_missing_template_is_named_not_taken_for_an_unwritable_folder(tmp_path, monkeypatch, capsys):
+    from jinja2 import FileSystemLoader
+
+    from mailstack.cli import main
+    from mailstack.component import TEMPLATE_ENVIRONMENT
+
+    monkeypatch.setattr(TEMPLATE_ENVIRONMENT, "loader", FileSystemLoader(str(tmp_path / "empty")))
+    TEMPLATE_ENVIRONMENT.cache.clear()
+    inventory = str(PROJECT / "inventories/prod.py")
+    assert main(["render", "--inventory", inventory, "--host", "mx1", "--out", str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.startswith("mailstack render: no template etc/")
+    TEMPLATE_ENVIRONMENT.cache.clear()
+
+
 @pytest.mark.parametrize("host_name", ["mx1", "lb1"])
 def test_render_cli_writes_the_files(host_name, tmp_path):
     from mailstack.cli import main
