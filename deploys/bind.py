@@ -19,7 +19,7 @@ KEYS = "/var/lib/bind/keys"
 def bind():
     apt.packages(name="Install BIND", packages=list(BIND.packages))
     files.directory(name="Create the zone key folder", path=KEYS, user="bind", group="bind", mode="750")
-    configured_service(BIND, "named", "BIND")
+    configured_service(BIND, "named", "BIND", installed=True)
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:

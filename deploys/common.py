@@ -35,16 +35,17 @@ def converge(parts: tuple[Component | MeetingPoint, ...]) -> None:
 
 def configured_service(
     component: Component, service: str | tuple[str, ...], title: str, restarted: bool = False,
-    ready: str | None = None,
+    ready: str | None = None, installed: bool = False,
 ):
     """
-    Install the component's packages, then the component's checked files; run ``service`` (or each of
-    several) and reload it (or restart it) when the files changed. A file among them under
+    Install the component's packages (unless the deploy has, ``installed``, for what needed
+    their users first), then its checked files; run ``service`` (or each of several) and
+    reload it (or restart it) when the files changed. A file among them under
     /etc/systemd/system makes systemd read its units again first. ``ready`` is a command that
     succeeds once a service that was just installed and started answers: a reload waits for it
     (a reload sent before the service listens fails). Returns the files' operation.
     """
-    if component.packages:
+    if component.packages and not installed:
         apt.packages(name=f"Install {title}", packages=list(component.packages))
     files = component_files(name=f"Configure {title}", component=component)
     if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):

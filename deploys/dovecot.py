@@ -2,7 +2,7 @@
 and dsync replication between the mx hosts."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files, server
+from pyinfra.operations import files, server
 
 from deploys.common import configured_service
 from mailstack import certificates, mailboxes, migration, services
@@ -13,14 +13,20 @@ VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep thei
 
 @deploy("Dovecot")
 def dovecot():
-    apt.packages(name="Install Dovecot", packages=list(DOVECOT.packages))
     server.group(name="Add the vmail group", group="vmail", gid=VMAIL_UID, system=True)
     server.user(
         name="Add the vmail user", user="vmail", uid=VMAIL_UID, group="vmail",
         home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False,
     )
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
-    configured_service(DOVECOT, "dovecot", "Dovecot")
+    settings = configured_service(DOVECOT, "dovecot", "Dovecot")
+    # A sync that ran while a peer was starting or reloading stays marked failed until the
+    # replicator retries it, 5 minutes on. Once every mx host runs its new settings (pyinfra
+    # runs an operation on every host before the next), replicate every mailbox again.
+    server.shell(
+        name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'"],
+        _if=settings.did_change,
+    )
 
 
 def values(target: Target) -> dict:

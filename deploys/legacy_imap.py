@@ -71,5 +71,5 @@ LEGACY_IMAP = Component(
           " && cp /etc/postfix/master.cf {root}/etc/postfix/"
           " && postconf -c {root}/etc/postfix -n >/dev/null && postfix -c {root}/etc/postfix check",
     values=values,
-    packages=("postfix", "cyrus-imapd", "cyrus-admin", "sasl2-bin")  # Postfix as the MTA Cyrus needs,
+    packages=("postfix", "cyrus-imapd", "cyrus-admin", "sasl2-bin"),  # Postfix: Cyrus needs an MTA, not Exim
 )

@@ -19,7 +19,7 @@ def rspamd():
     files.directory(
         name="Create the DKIM key folder", path="/var/lib/rspamd/dkim", user="_rspamd", group="_rspamd", mode="700"
     )
-    configured_service(RSPAMD, "rspamd", "Rspamd")
+    configured_service(RSPAMD, "rspamd", "Rspamd", installed=True)
 
 
 SETTINGS = tuple(
