@@ -11,6 +11,7 @@ from collections import Counter
 
 import pytest
 
+from deploys.backup import BACKUP_TIMER
 from mailstack import backup as backups
 from mailstack import mailboxes
 from mailstack.cli import main
@@ -50,7 +51,18 @@ def remove_folders(lab, vip) -> None:
 
 
 @pytest.fixture(scope="module")
-def backed_up(lab, vip):
+def no_scheduled_backups(lab):
+    """The tests decide which backups exist: a scheduled one taken between a deletion and its
+    restore (the standby's runs at the full hour) would be the latest, without the folder."""
+    for host in lab.config.hosts_in("mx"):
+        ssh(lab, host, f"systemctl stop {BACKUP_TIMER}")
+    yield
+    for host in lab.config.hosts_in("mx"):
+        ssh(lab, host, f"systemctl start {BACKUP_TIMER}")
+
+
+@pytest.fixture(scope="module")
+def backed_up(lab, vip, no_scheduled_backups):
     """bob's Projects and Projects/2024, then a backup; what the folders held."""
     remove_folders(lab, vip)
     with vip.imap("bob") as imap:
