@@ -733,10 +733,25 @@ rename() {{  # the cluster's own folder, made empty at the first login, gives wa
 """
 
 
+_SETTLED = """user={user}
+for attempt in $(seq 120); do
+    queued=$(doveadm -f tab replicator status "$user" | awk -F '\\t' 'NR > 1 && $2 != "none"')
+    running=$(doveadm -f tab replicator dsync-status | awk -F '\\t' -v user="$user" '$1 == user')
+    [ -n "$queued$running" ] || exit 0
+    sleep 1
+done
+echo "a replication of $user was still queued or running after 120 s" >&2
+exit 1
+"""
+
+
 def rename_special_folders(config: Config, host: str, user: str, login: Credentials) -> str | None:
     """Give ``user``'s special folders on the cluster the cluster's names, the folders below
     them included; or say why not. Every mx host renames alike (first ``host``, which holds the
-    copy), so replication finds both sides agreeing instead of two folders of one name."""
+    copy), so replication finds both sides agreeing instead of two folders of one name. No
+    replication of the user may run meanwhile: one that lists the folders between one host's
+    renames and the other's makes the cluster's own anew there, and the two then conflict
+    (``Junk-temp-1``). The copy before queued one; the held user makes no new one."""
     imap = source_session(config, user, login)
     try:
         listed = _folders(imap)
@@ -745,6 +760,10 @@ def rename_special_folders(config: Config, host: str, user: str, login: Credenti
     renames = special_renames({name: _use(attributes) for name, attributes in listed.items()})
     if not renames:
         return None
+    for where in config.hosts_in("mx"):
+        result = ssh.run(config, where, _SETTLED.format(user=shlex.quote(user)), timeout=180)
+        if result.returncode != 0:
+            return f"{where}: {_complaints(result.stderr)[-300:]}"
     script = _RENAME.format(user=shlex.quote(user), renames="\n".join(
         f"rename {shlex.quote(readable(old))} {shlex.quote(new)}" for old, new in renames.items()))
     for where in (host, *(other for other in config.hosts_in("mx") if other != host)):
