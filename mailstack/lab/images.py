@@ -94,8 +94,6 @@ def _image(name: str, packages: list[str], prepare: Callable[[Path], None]) -> P
 def _generalise(root: Path, preload: list[str]) -> None:
     """Preload the components' packages; remove what must differ per host and what would
     disturb a test host."""
-    for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
-        key.unlink(missing_ok=True)
     (root / "etc/machine-id").write_text("")
     (root / "etc/hostname").write_text("localhost\n")
     (root / "etc/default/locale").write_text("LANG=C.UTF-8\n")
@@ -108,6 +106,9 @@ def _generalise(root: Path, preload: list[str]) -> None:
     )
     _preload(root, preload)
     run("chroot", root, "apt-get", "clean")
+    # after the packages that make some of them
+    for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
+        key.unlink(missing_ok=True)
 
 
 def _preload(root: Path, packages: list[str]) -> None:
