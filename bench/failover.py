@@ -1,18 +1,25 @@
-"""How long clients of the lab's virtual IP are cut off when part of the front fails.
+"""How long clients of the lab's virtual IP are cut off when part of the front fails, and
+whether anything moves under steady load when nothing fails.
 
-    make lab && .venv/bin/python bench/failover.py [--repeat N]
+    make lab && .venv/bin/python bench/failover.py [--repeat N] [--steady SECONDS] [--json FILE]
 
 For each way an lb host can fail (its HAProxy stopped, the host crashed, its link pulled)
-and for a crashed mx host, a client submits mail through the virtual IP in a loop while a
-probe dials the address every 50 ms. Printed per run: seconds until the address answered
-again (takeover) and seconds the submitting client went without an accepted message
-(outage). After each run the cluster is made whole again.
+and for the active mx host crashed or cut off, a client submits mail through the virtual IP
+in a loop while a probe waits for the SMTP greeting of the address every 50 ms. Printed per
+run: seconds until the address greeted again (takeover: for an mx host, a new connection
+reached the standby) and seconds the submitting client went without an accepted message
+(outage). After each run the cluster is made whole again. Then, with nothing failing,
+several clients submit for ``--steady`` seconds: printed are the messages accepted, the
+errors, the virtual IP's moves (Keepalived's transitions) and the backends HAProxy marked
+down; a flapping front shows in the last two.
 """
 
 import argparse
+import json
 import statistics
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -20,6 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import running_lab  # noqa: E402
 from mailstack.lab import Lab, mailcheck  # noqa: E402
 from tests.lab import clients, faults  # noqa: E402
+
+STEADY_CLIENTS = 4
 
 
 def scenarios(lab: Lab) -> dict:
@@ -29,6 +38,7 @@ def scenarios(lab: Lab) -> dict:
         f"{lb}: host crashed": lambda: faults.crash(lab, lb),
         f"{lb}: link pulled": lambda: faults.set_link(lab, lb, up=False),
         f"{mx}: host crashed": lambda: faults.crash(lab, mx),
+        f"{mx}: link pulled": lambda: faults.set_link(lab, mx, up=False),
     }
 
 
@@ -44,6 +54,34 @@ def measure(lab: Lab, client: mailcheck.Mx, fail) -> tuple[float, float]:
     return takeover, loop.outage(started)
 
 
+def transitions(lab: Lab, since: int) -> int:
+    """Keepalived's state changes on every lb host since the epoch second ``since``."""
+    return sum(len(lab.run(lb, f"journalctl -q -o cat -t keepalived-notify --since @{since}").stdout.splitlines())
+               for lb in lab.config.hosts_in("lb"))
+
+
+def marked_down(lab: Lab) -> int:
+    """How often HAProxy on every lb host has marked a mail backend down (``chkdown``)."""
+    mx = set(lab.config.hosts_in("mx"))
+    total = 0
+    for lb in lab.config.hosts_in("lb"):
+        stats = lab.run(lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
+        total += sum(int(row[22] or 0) for row in (line.split(",") for line in stats.splitlines()[1:])
+                     if len(row) > 22 and row[1] in mx)
+    return total
+
+
+def steady(lab: Lab, client: mailcheck.Mx, seconds: float) -> dict:
+    started, downs = int(time.time()), marked_down(lab)
+    with ExitStack() as running:
+        loops = [running.enter_context(clients.SubmitLoop(client)) for _ in range(STEADY_CLIENTS)]
+        time.sleep(seconds)
+    return {"seconds": seconds, "clients": STEADY_CLIENTS,
+            "accepted": sum(len(loop.accepted) for loop in loops),
+            "errors": sum(len(loop.errors) for loop in loops),
+            "vip_moves": transitions(lab, started), "backends_marked_down": marked_down(lab) - downs}
+
+
 def _figures(values: list[float]) -> str:
     return f"median {statistics.median(values):5.2f} (" + " ".join(f"{value:.2f}" for value in values) + ")"
 
@@ -51,10 +89,13 @@ def _figures(values: list[float]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (default 3)")
+    parser.add_argument("--steady", type=float, default=60, help="seconds of steady load (default 60)")
     parser.add_argument("--inventory", default="inventories/lab.py")
+    parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
     client = mailcheck.cluster(lab, mailcheck.pebble_root(lab))
+    figures = {}
     print(f"{'scenario':28} {'takeover, s':32} {'client outage, s':32}")
     for name, fail in scenarios(lab).items():
         takeovers, outages = [], []
@@ -64,7 +105,14 @@ def main() -> int:
             takeovers.append(takeover)
             outages.append(outage)
         faults.make_whole(lab)
+        figures[name] = {"takeover": takeovers, "outage": outages}
         print(f"{name:28} {_figures(takeovers):32} {_figures(outages):32}", flush=True)
+    figures["steady load"] = load = steady(lab, client, options.steady)
+    print(f"\nsteady load, {load['clients']} clients for {load['seconds']:.0f} s: {load['accepted']} accepted,"
+          f" {load['errors']} errors, the virtual IP moved {load['vip_moves']} times,"
+          f" backends marked down {load['backends_marked_down']} times")
+    if options.json:
+        Path(options.json).write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

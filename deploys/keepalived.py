@@ -11,6 +11,9 @@ from deploys.common import configured_service
 from mailstack.component import FRONT, Component, ManagedFile, Target
 from operations.components import cluster_config
 
+HAPROXY_STOPPED = "/run/mailstack-haproxy-stopped"
+"""1 while HAProxy is stopped or dead, written by its systemd unit; Keepalived tracks it."""
+
 
 @deploy("Keepalived")
 def keepalived():
@@ -34,7 +37,7 @@ def report_state(config, host_name: str) -> str:
 def values(target: Target) -> dict:
     return {
         "peers": [name for name in target.config.hosts_in("lb") if name != target.name],
-        "vrrp_password": target.named_secret("vrrp.pass"),
+        "haproxy_stopped": HAPROXY_STOPPED,
         "textfiles": node_exporter.TEXTFILES,
     }
 
@@ -47,6 +50,7 @@ KEEPALIVED = Component(
         ManagedFile("/etc/keepalived/notify.sh", mode="755"),
         ManagedFile("/etc/keepalived/haproxy-healthy.sh", mode="755"),
         ManagedFile("/etc/systemd/system/keepalived.service.d/mailstack.conf"),
+        ManagedFile("/etc/systemd/system/haproxy.service.d/mailstack.conf"),
     ),
     # keepalived --config-test fails on scripts that do not exist yet: the staged ones stand in.
     check=(

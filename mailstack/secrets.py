@@ -11,9 +11,8 @@ from pathlib import Path
 from . import backup, certificates, dkim, keys, migration
 from .config import Config
 
-SHARED_PASSWORDS = {"vrrp.pass": 8, "doveadm.pass": 32}
-"""Passwords the hosts of a cluster share, by file in the secrets folder, with their length
-(VRRP authentication takes at most 8 characters)."""
+SHARED_PASSWORDS = {"doveadm.pass": 32}
+"""Passwords the hosts of a cluster share, by file in the secrets folder, with their length."""
 
 
 def zone_keys(config: Config) -> Path:

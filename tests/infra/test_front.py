@@ -3,6 +3,7 @@
 import pytest
 import testinfra
 
+from deploys.keepalived import HAPROXY_STOPPED
 from mailstack.services import MTA_STS_PORT, SERVICES, STATS_PORT
 from tests.infra.tls import negotiated_cipher
 
@@ -50,6 +51,8 @@ def test_mta_sts_https_follows_the_servers_cipher_order(host, cluster):
         assert negotiated_cipher(host, cluster.cluster.virtual_ip, MTA_STS_PORT).endswith("AES128-GCM-SHA256")
 
 
-def test_keepalived_secret_is_private(host):
-    config = host.file("/etc/keepalived/keepalived.conf")
-    assert config.mode == 0o600 and config.user == "root"
+def test_keepalived_learns_at_once_when_haproxy_stops(host):
+    """HAProxy's unit writes the file Keepalived tracks: 1 when HAProxy stops or dies, 0 while
+    it runs."""
+    assert HAPROXY_STOPPED in host.check_output("systemctl show -p ExecStopPost haproxy")
+    assert host.file(HAPROXY_STOPPED).content_string == "0\n"

@@ -200,7 +200,7 @@ def test_the_configuration_and_secrets_are_kept_and_the_key_exported_for_offline
     newest = ssh(lab, "mx1", f"{backups.SCRIPT} borg list --short --glob-archives '{backups.STATE_ARCHIVES}*'"
                              " --last 1").strip()
     kept = ssh(lab, "mx1", f"{backups.SCRIPT} borg extract --stdout ::{newest} | tar -t").split()
-    assert {"lab.yml", "secrets/lab/vrrp.pass", f"secrets/lab/{backups.PASSPHRASE}"} <= set(kept), kept
+    assert {"lab.yml", "secrets/lab/doveadm.pass", f"secrets/lab/{backups.PASSPHRASE}"} <= set(kept), kept
 
     out = tmp_path / "offline" / "lab-borg-key"
     assert main(["backup", "export-key", "--out", str(out), "-i", inventory(lab)]) == 0

@@ -85,9 +85,8 @@ def test_render_is_pure(tmp_path):
     config = load_for(tmp_path / "staging.yml")
     render_host(config, "lb1", tmp_path / "out")
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "staging.yml"]
-    keepalived = (tmp_path / "out/etc/keepalived/keepalived.conf").read_text()
-    assert f"MISSING-SECRET:{config.secrets_dir}/vrrp.pass" in keepalived
-    assert (tmp_path / "out/etc/mailstack/tls/privkey.pem").read_text().startswith("MISSING-SECRET:")
+    key = (tmp_path / "out/etc/mailstack/tls/privkey.pem").read_text()
+    assert key == f"MISSING-SECRET:{config.secrets_dir}/tls/lb1.key\n"
 
 
 def test_a_broken_file_fails_its_checker(tmp_path):
