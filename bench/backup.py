@@ -10,15 +10,13 @@ nothing changed (what an hourly run costs), and the folder deleted and restored 
 afterwards.
 """
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import running_lab  # noqa: E402
+from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack import backup as backups  # noqa: E402
 from mailstack.lab import Lab  # noqa: E402
 from tests.lab import faults  # noqa: E402
@@ -85,10 +83,8 @@ def measure(lab: Lab, count: int) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 4000, 16000], help="messages per run")
-    parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--inventory", default="inventories/lab.py")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
     remove(lab)
@@ -101,8 +97,7 @@ def main() -> int:
         print(f"{count:8} {row['read_bytes'] / 1e6:8.1f} {row['new_bytes'] / 1e6:7.1f} {row['backup_seconds']:9.1f}"
               f" {row['unchanged_backup_seconds']:8.1f} {row['restore_seconds']:10.1f}"
               f" {count / row['restore_seconds']:15.0f}", flush=True)
-    if options.json:
-        Path(options.json).write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(options.json, rows)
     return 0
 
 

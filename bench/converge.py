@@ -15,8 +15,6 @@ on either image and its re-run; then the operations of the usual first deploy th
 longest, with the host that finished each last. The lab is left up, on its usual images.
 """
 
-import argparse
-import json
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import arguments, write_json  # noqa: E402
 from mailstack.lab.system import STATE  # noqa: E402
 
 BIN = ROOT / ".venv/bin"
@@ -84,13 +83,11 @@ def report(bare: dict, usual: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--json", help="also write the figures to this file")
+    parser = arguments(__doc__, on_running_lab=False)
     options = parser.parse_args()
     figures = {"bare": converge(preload=False), "usual": converge(preload=True)}
     report(**figures)
-    if options.json:
-        Path(options.json).write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(options.json, figures)
     return 0
 
 

@@ -14,8 +14,6 @@ errors, the virtual IP's moves (Keepalived's transitions) and the backends HAPro
 down; a flapping front shows in the last two.
 """
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -24,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import running_lab  # noqa: E402
+from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack.lab import Lab, mailcheck  # noqa: E402
 from tests.lab import clients, faults  # noqa: E402
 
@@ -87,11 +85,9 @@ def _figures(values: list[float]) -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--repeat", type=int, default=3, help="runs per scenario (default 3)")
     parser.add_argument("--steady", type=float, default=60, help="seconds of steady load (default 60)")
-    parser.add_argument("--inventory", default="inventories/lab.py")
-    parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
     client = mailcheck.cluster(lab, mailcheck.pebble_root(lab))
@@ -111,8 +107,7 @@ def main() -> int:
     print(f"\nsteady load, {load['clients']} clients for {load['seconds']:.0f} s: {load['accepted']} accepted,"
           f" {load['errors']} errors, the virtual IP moved {load['vip_moves']} times,"
           f" backends marked down {load['backends_marked_down']} times")
-    if options.json:
-        Path(options.json).write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(options.json, figures)
     return 0
 
 

@@ -9,8 +9,6 @@ peer mx host's Dovecot finds it (replication; polled on that host every 20 ms). 
 p95 and the maximum of each, in milliseconds. The lab's hosts share this machine's clock.
 """
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -20,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import running_lab  # noqa: E402
+from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack.lab import Lab, mailcheck  # noqa: E402
 
 POLL = 0.02
@@ -70,10 +68,8 @@ def quantile(values: list[float], share: float) -> float:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=200, help="messages submitted one after another")
-    parser.add_argument("--json", help="also write the figures to this file")
-    parser.add_argument("--inventory", default="inventories/lab.py")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
     times = measure(lab, mailcheck.cluster(lab, mailcheck.pebble_root(lab)), options.messages)
@@ -83,8 +79,7 @@ def main() -> int:
     labels = {"accepted": "submission accepted", "imap": "visible over IMAP", "peer": "visible on the peer mx"}
     for what, row in rows.items():
         print(f"{labels[what]:24} {row['p50']:7.0f} {row['p95']:7.0f} {row['max']:7.0f}")
-    if options.json:
-        Path(options.json).write_text(json.dumps(rows, indent=2) + "\n")
+    write_json(options.json, rows)
     return 0
 
 

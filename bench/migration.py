@@ -16,8 +16,6 @@ the raw export's is the figure to watch, and the re-run's time against the first
 users' mailboxes on the cluster are left as the sync made them.
 """
 
-import argparse
-import json
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -25,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import running_lab  # noqa: E402
+from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack import migration  # noqa: E402
 from mailstack.lab import corpus  # noqa: E402
 
@@ -60,10 +58,8 @@ def timed_sync(config, login) -> tuple[float, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--inventory", default="inventories/lab.py")
+    parser = arguments(__doc__)
     parser.add_argument("--heavy", type=int, default=3, help="users with the large mailbox (1 to 9)")
-    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     lab = running_lab(args.inventory)
     config = lab.config
@@ -89,8 +85,7 @@ def main() -> None:
         print(f"{name:34} {seconds:8.2f} {messages / seconds:8.0f} {total / 1e6 / seconds:7.2f}")
     print(f"\nfirst sync / raw export: {first_seconds / export_seconds:.2f} of the time;"
           f" unchanged re-run / first sync: {again_seconds / first_seconds:.2f}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,6 @@ peer mx host held every one (replication keeping up), and CPU milliseconds per m
 each component (systemd's accounting of its unit) on the mx hosts and the lb host.
 """
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -22,12 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import running_lab  # noqa: E402
+from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack.lab import Lab  # noqa: E402
 
 SIZE = 4096
-UNITS = {"postfix": "system-postfix.slice/postfix@-.service", "rspamd": "rspamd.service", "redis": "redis-server.service",
-         "dovecot": "dovecot.service", "haproxy": "haproxy.service"}
+UNITS = {"postfix": "system-postfix.slice/postfix@-.service", "rspamd": "rspamd.service",
+         "redis": "redis-server.service", "dovecot": "dovecot.service", "haproxy": "haproxy.service"}
 """The components whose CPU is counted, by their unit's cgroup below system.slice, on every
 host where it runs."""
 
@@ -88,12 +86,10 @@ def summary(rounds: list[dict]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=1000, help="messages per round (default 1000)")
     parser.add_argument("--sessions", type=int, default=10, help="parallel SMTP sessions (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds per path, interleaved (default 2)")
-    parser.add_argument("--inventory", default="inventories/lab.py")
-    parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
     paths = {"active mx, 127.0.0.1:25": "127.0.0.1", "virtual IP, port 25": str(lab.config.cluster.virtual_ip)}
@@ -110,8 +106,7 @@ def main() -> int:
     for name, row in figures.items():
         print(f"{name:26} {row['accepted_per_s']:10.1f} {row['on_peer_per_s']:10.1f}   {'':20} "
               + " ".join(f"{row['cpu_ms_per_message'][unit]:8.2f}" for unit in UNITS))
-    if options.json:
-        Path(options.json).write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(options.json, figures)
     return 0
 
 
