@@ -7,6 +7,7 @@ from pyinfra.operations import files, server
 from deploys.common import configured_service
 from mailstack import certificates, mailboxes, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
+from operations.components import cluster_config
 
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
 
@@ -23,10 +24,11 @@ def dovecot():
     # A sync that ran while a peer was starting or reloading stays marked failed until the
     # replicator retries it, 5 minutes on. Once every mx host runs its new settings (pyinfra
     # runs an operation on every host before the next), replicate every mailbox again.
-    server.shell(
-        name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'"],
-        _if=settings.did_change,
-    )
+    if len(cluster_config().hosts_in("mx")) > 1:
+        server.shell(
+            name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'"],
+            _if=settings.did_change,
+        )
 
 
 def values(target: Target) -> dict:

@@ -62,16 +62,21 @@ def apply_confirmed(state, host, address: str, port: int, seconds: int) -> bool:
         host.log_styled(message, fg="red", log_func=logger.error)
         return False
 
-    ok, output = host.run_shell_command("/usr/local/sbin/mailstack-firewall apply")
+    def as_root(action: str):
+        """A python.call runs its commands without the operation's sudo: ask for it as the inventory does."""
+        sudo = bool(host.data.get("_sudo"))
+        return host.run_shell_command(f"/usr/local/sbin/mailstack-firewall {action}", _sudo=sudo)
+
+    ok, output = as_root("apply")
     if not ok:
         return failed(f"the new firewall rules did not load; the previous ones are back: {output.stderr}")
     if not ssh_answers(address, port, seconds):
-        host.run_shell_command("/usr/local/sbin/mailstack-firewall rollback")  # the open session still works
+        as_root("rollback")  # the open session still works
         return failed(
             f"with the new firewall rules this machine could not open a new SSH connection to {address}:{port}"
             f" within {seconds} s; the previous rules are back (check firewall.admin_networks)"
         )
-    ok, output = host.run_shell_command("/usr/local/sbin/mailstack-firewall confirm")
+    ok, output = as_root("confirm")
     return ok or failed(f"saving the confirmed firewall rules failed: {output.stderr}")
 
 

@@ -28,6 +28,8 @@ from .inventory import load_for
 from .lab import Lab, mailcheck
 from .lab.system import LabError
 from .render import render_host
+from .staging import Staging
+from .staging import box as staging_box
 
 
 def validate(args) -> int:
@@ -417,6 +419,19 @@ def lab(args) -> int:
     return 0
 
 
+def staging(args) -> int:
+    """Staging on Vagrant VMs (libvirt): build the local box, bring the VMs up or down, or rebuild
+    and verify the whole staging (docs/staging.md)."""
+    if args.action == "box":
+        print(staging_box.build())
+        return 0
+    the_staging = Staging(load_for(args.inventory))
+    if args.action == "rebuild":
+        return the_staging.rebuild(str(Path(args.inventory).resolve()))
+    getattr(the_staging, args.action)()
+    return 0
+
+
 def _print_status(the_lab: Lab) -> None:
     rows = the_lab.status()
     columns = list(rows[0])
@@ -578,6 +593,11 @@ def parser() -> argparse.ArgumentParser:
     sub.add_argument("host", nargs="*", help="for ssh: the host, then an optional command")
     sub.add_argument("--inventory", "-i", default=str(PROJECT / "inventories/lab.py"), help="lab inventory")
     sub.set_defaults(run=lab)
+
+    sub = commands.add_parser("staging", help=staging.__doc__, description=staging.__doc__)
+    sub.add_argument("action", choices=["box", "up", "down", "rebuild"])
+    sub.add_argument("--inventory", "-i", default=str(PROJECT / "inventories/staging.py"), help="staging inventory")
+    sub.set_defaults(run=staging)
     return main_parser
 
 
@@ -592,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailstack: {error}", file=sys.stderr)
         return 2
     except LabError as error:
-        print(f"mailstack lab: {error}", file=sys.stderr)
+        print(f"mailstack {args.command}: {error}", file=sys.stderr)
         return 1
 
 

@@ -16,6 +16,9 @@ from mailstack.component import Component, ManagedFile, Target
 from mailstack.config import Config, load
 
 STAGING = "/var/lib/mailstack/staged"
+# A deploy that logs in as a user and becomes root with sudo (Vagrant's) uploads as that user:
+# first into this folder, the user's own and private (the files may be secrets), then sudo copies.
+UPLOADS = "/var/lib/mailstack/uploads"
 
 
 @lru_cache
@@ -75,11 +78,12 @@ def component_files(component: Component):
         return
 
     root = f"{STAGING}/{component.name}"
-    yield f"rm -rf {root} && install -d -m 700 {STAGING} {root}"
-    for managed, content in rendered.items():
+    login = shlex.quote(host.data.get("ssh_user") or "root")
+    yield f"rm -rf {root} && install -d -m 700 {STAGING} {root} && install -d -m 700 -o {login} {UPLOADS}"
+    for index, (managed, content) in enumerate(rendered.items()):
         staged = root + managed.path
         yield f"install -d -m 700 {shlex.quote(posixpath.dirname(staged))}"
-        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{staged}.upload")
+        yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{UPLOADS}/{component.name}.{index}")
     if component.check:
         yield component.check.format(root=root)
     for managed in stale:

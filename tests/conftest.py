@@ -9,8 +9,10 @@ from tests.support import EXAMPLES, LAB_INVENTORY, deploy
 
 
 def pytest_collection_modifyitems(items):
-    """Tests marked ``teardown`` take the lab down: they run after every other test."""
-    items.sort(key=lambda item: item.get_closest_marker("teardown") is not None)
+    """Tests marked ``teardown`` take the lab down: they run after every other test but the
+    staging ones, which boot their VMs once the lab is down."""
+    last = ("teardown", "staging")
+    items.sort(key=lambda item: next((at for at, marker in enumerate(last, 1) if item.get_closest_marker(marker)), 0))
 
 
 def pytest_addoption(parser):

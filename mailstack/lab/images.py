@@ -91,7 +91,7 @@ def _image(name: str, packages: list[str], prepare: Callable[[Path], None]) -> P
     return image
 
 
-def _generalise(root: Path, preload: list[str]) -> None:
+def _generalise(root: Path, packages: list[str]) -> None:
     """Preload the components' packages; remove what must differ per host and what would
     disturb a test host."""
     (root / "etc/machine-id").write_text("")
@@ -104,16 +104,12 @@ def _generalise(root: Path, preload: list[str]) -> None:
         f"deb http://deb.debian.org/debian {SUITE}-updates main\n"
         f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
     )
-    _preload(root, preload)
-    run("chroot", root, "apt-get", "clean")
-    # after the packages that make some of them
-    for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
-        key.unlink(missing_ok=True)
+    preload(root, packages)
 
 
-def _preload(root: Path, packages: list[str]) -> None:
+def preload(root: Path, packages: list[str]) -> None:
     """Install ``packages`` as a deploy would (recommends included), started by nothing
-    (policy-rc.d) and enabled for no boot."""
+    (policy-rc.d) and enabled for no boot; then drop the key pairs they made."""
     policy = root / "usr/sbin/policy-rc.d"
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
@@ -124,6 +120,9 @@ def _preload(root: Path, packages: list[str]) -> None:
         policy.unlink()
     for service in sorted(_enabled_services(root) - enabled - SYSTEM_LOGGER):
         run("chroot", root, "systemctl", "disable", "--quiet", service)
+    run("chroot", root, "apt-get", "clean")
+    for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
+        key.unlink(missing_ok=True)
 
 
 def _enabled_services(root: Path) -> set[str]:

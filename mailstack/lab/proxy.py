@@ -1,4 +1,5 @@
-"""The apt proxy on the bridge address: the lab's only way to Debian's archive.
+"""The apt proxy on the bridge address: the lab's only way to Debian's archive (and the
+offline staging VMs', on their private network: one proxy per state folder).
 
 tinyproxy forwards plain HTTP to the Debian mirror hosts only (every other host is
 refused), so the lab never gets a general way out. apt-cacher-ng was tried first: with
@@ -11,48 +12,50 @@ import pwd
 import re
 import signal
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from .images import mirror
 from .system import STATE, processes, run
 
 PROXY = STATE / "proxy"
-CONF = PROXY / "tinyproxy.conf"
 PORT = 3142
 
 
-def start(address: str, network: str) -> None:
-    if _pids():
+def start(address: str, network: str, folder: Path = PROXY) -> None:
+    conf = folder / "tinyproxy.conf"
+    if _pids(conf):
         return
-    PROXY.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
     hosts = sorted({urlsplit(mirror()).hostname, "deb.debian.org"})
-    (PROXY / "allowed-hosts").write_text("".join(f"^{re.escape(host)}$\n" for host in hosts))
-    CONF.write_text(
+    (folder / "allowed-hosts").write_text("".join(f"^{re.escape(host)}$\n" for host in hosts))
+    conf.write_text(
         "User nobody\nGroup nogroup\n"
         f"Port {PORT}\nListen {address}\nAllow {network}\n"
         "Timeout 120\nMaxClients 64\nLogLevel Warning\nSyslog Off\n"
-        f"LogFile \"{PROXY / 'tinyproxy.log'}\"\n"
-        f"Filter \"{PROXY / 'allowed-hosts'}\"\nFilterType ere\nFilterDefaultDeny Yes\n"
+        f"LogFile \"{folder / 'tinyproxy.log'}\"\n"
+        f"Filter \"{folder / 'allowed-hosts'}\"\nFilterType ere\nFilterDefaultDeny Yes\n"
     )
-    log = PROXY / "tinyproxy.log"
+    log = folder / "tinyproxy.log"
     log.touch()
     os.chown(log, *_nobody())
-    run("tinyproxy", "-c", CONF)
+    run("tinyproxy", "-c", conf)
 
 
 def _nobody() -> tuple[int, int]:
     return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
 
 
-def stop() -> None:
-    for pid in _pids():
+def stop(folder: Path = PROXY) -> None:
+    conf = folder / "tinyproxy.conf"
+    for pid in _pids(conf):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while _pids() and time.monotonic() < deadline:
+    while _pids(conf) and time.monotonic() < deadline:
         time.sleep(0.1)
-    for pid in _pids():
+    for pid in _pids(conf):
         os.kill(pid, signal.SIGKILL)
 
 
-def _pids() -> list[int]:
-    return processes("-c", str(CONF))
+def _pids(conf: Path) -> list[int]:
+    return processes("-c", str(conf))

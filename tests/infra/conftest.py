@@ -7,6 +7,8 @@ skipped, with that reason. With the lab's inventory, the
 lab is brought up and deployed first (and torn down afterwards if this run started it).
 """
 
+import functools
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,12 @@ import testinfra
 from mailstack import certificates
 from mailstack.inventory import load_for
 from mailstack.ssh import config_file
+
+
+@functools.cache
+def _control_sockets() -> str:
+    """A private folder (0700) with a path short enough for SSH's control sockets."""
+    return tempfile.mkdtemp(prefix="mailstack-ssh-")
 
 
 def _inventory(config) -> Path | None:
@@ -52,8 +60,14 @@ def pytest_generate_tests(metafunc):
     chosen = metafunc.config.getoption("--limit")
     names = [name for name, host in config.hosts.items()
              if (not groups or set(groups) & set(host.groups)) and (not chosen or name in chosen.split(","))]
-    ssh_file = config_file(config)
-    hosts = [testinfra.get_host(f"ssh://{name}", ssh_config=str(ssh_file)) for name in names]
+    options = {
+        "ssh_config": str(config_file(config)),
+        # As the deploy does: a login other than root becomes root with sudo.
+        "sudo": config.ssh.user != "root",
+    }
+    # One connection per host for all its checks (a new one per command costs a second on a TCG guest).
+    hosts = [testinfra.get_host(f"ssh://{name}", controlpath=f"{_control_sockets()}/{name}", **options)
+             for name in names]
     metafunc.parametrize("host", hosts, ids=names, scope="module")
 
 

@@ -1,10 +1,14 @@
 """Replication between the mx hosts: Dovecot's replicator keeps every mailbox on each of them."""
 
+import pytest
+
 GROUPS = ["mx"]
 
 
 def test_replication_with_every_peer_succeeds(host, cluster):
     """The replicator knows every user and its last dsync with the peers did not fail."""
+    if len(cluster.hosts_in("mx")) < 2:
+        pytest.skip("a single mx host: no peer to replicate with")
     status = host.check_output("doveadm replicator status '*'").splitlines()[1:]
     users = {line.split()[0]: line.split() for line in status}
     assert set(users) == {user.address for user in cluster.users}

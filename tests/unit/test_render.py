@@ -2,6 +2,7 @@
 component's own checker; rendering touches nothing but its output folder."""
 
 import ast
+import shlex
 import subprocess
 
 import pytest
@@ -25,8 +26,15 @@ def test_rendered_files_pass_their_checkers(example_inventory, tmp_path):
         assert render_host(config, host_name, root), host_name
         for component in COMPONENTS:
             if component.check and component.applies_to(config, host_name):
-                result = subprocess.run(component.check.format(root=root), shell=True, capture_output=True, text=True)
+                result = _check_beside(config.hosts[host_name].interface, component.check.format(root=root))
                 assert result.returncode == 0, f"{host_name} {component.name}: {result.stderr}"
+
+
+def _check_beside(interface: str, check: str) -> subprocess.CompletedProcess:
+    """Run a checker where the host's interface exists (keepalived requires it), as on the host:
+    in a network namespace of its own with a stand-in of that name."""
+    script = f"ip link set lo up && ip link add {shlex.quote(interface)} type veth peer name stand-in && {check}"
+    return subprocess.run(["unshare", "--net", "sh", "-c", script], capture_output=True, text=True)
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda component: component.name)

@@ -34,7 +34,7 @@ class Machine < Anything
     @record["hostname"] = name
   end
 
-  def network(_kind, ip:)
+  def network(_kind, ip:, **)
     @record["ip"] = ip
   end
 
