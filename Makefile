@@ -2,7 +2,7 @@
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lab test unit docs
+.PHONY: install lab test unit docs staging
 
 install: $(VENV)/.installed
 
@@ -28,3 +28,9 @@ unit: install
 
 docs: install
 	$(BIN)/python -m mailstack.config.reference docs/configuration.md
+
+# Staging on Vagrant VMs (docs/staging.md): destroy, vagrant up, deploy, verify. Without Internet
+# or KVM: MAILSTACK_BOX=mailstack/bookworm64 MAILSTACK_LIBVIRT_DRIVER=qemu make staging
+STAGING ?= inventories/staging.py
+staging: install
+	$(BIN)/mailstack staging rebuild --inventory $(STAGING)
