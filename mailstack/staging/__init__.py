@@ -73,7 +73,7 @@ class Staging:
             self.vagrant("destroy", "--force")
         for pool, volume in libvirt.volumes():
             if volume.startswith(BOX_VOLUME):
-                run("virsh", "-c", libvirt.URI, "vol-delete", "--pool", pool, volume)
+                libvirt.virsh("vol-delete", "--pool", pool, volume)
         proxy.stop(FOLDER / "proxy")
         left = libvirt.leftovers(PREFIX)
         libvirt.stop()

@@ -69,7 +69,7 @@ def stop() -> None:
 
 
 def virsh(*arguments: str) -> list[str]:
-    """The non-empty lines of a virsh listing."""
+    """A virsh command on the system connection; the non-empty lines it printed."""
     return [line.strip() for line in run("virsh", "-c", URI, *arguments).stdout.splitlines() if line.strip()]
 
 
