@@ -1,7 +1,8 @@
 """The lab's private network: one bridge with this machine's address, one network
 namespace per container (a veth pair into it), one tap per QEMU guest.
 
-Nothing routes or NATs: lab hosts reach only each other and this machine's bridge address.
+Nothing routes or NATs: lab hosts reach only each other and this machine's bridge address,
+even on a machine that forwards between its other interfaces.
 """
 
 import ipaddress
@@ -33,9 +34,19 @@ def check_subnet_free(bridge: str, address: ipaddress.IPv4Interface) -> None:
 def bridge_up(bridge: str, address: ipaddress.IPv4Interface) -> None:
     if not _exists(bridge):
         run("ip", "link", "add", bridge, "type", "bridge")
+    no_forwarding_from(bridge)
     if str(address) not in run("ip", "-o", "addr", "show", "dev", bridge).stdout:
         run("ip", "addr", "add", str(address), "dev", bridge)
     run("ip", "link", "set", bridge, "up")
+
+
+def no_forwarding_from(link: str) -> None:
+    """Drop what arrives on ``link`` for elsewhere, whatever ``net.ipv4.ip_forward`` says.
+
+    The kernel asks the incoming interface's own ``forwarding`` switch. Writing the global
+    switch later (libvirt does, for a NAT network) resets it: ``up`` sets it again.
+    """
+    Path("/proc/sys/net/ipv4/conf", link, "forwarding").write_text("0\n")
 
 
 def bridge_down(bridge: str) -> None:

@@ -107,7 +107,30 @@ def test_store1_runs_a_real_kernel_with_its_extra_disks(lab):
 def test_lab_hosts_have_no_route_out(lab):
     for host in ("mx1", "store1"):
         assert "default" not in ssh(lab, host, "ip route")
-    assert Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "0"
+
+
+@pytest.fixture
+def network_beyond_the_lab():
+    """A network this machine routes to (a veth pair), as it would route to the Internet."""
+    run = lambda *args: subprocess.run(["ip", *args], check=True)  # noqa: E731
+    run("link", "add", "msprobe", "type", "veth", "peer", "name", "msprobe-peer")
+    try:
+        run("addr", "add", "198.51.100.1/24", "dev", "msprobe")
+        for link in ("msprobe", "msprobe-peer"):
+            run("link", "set", link, "up")
+        yield "198.51.100.2"
+    finally:
+        run("link", "del", "msprobe")
+
+
+def test_this_machine_forwards_nothing_from_the_lab(lab, network_beyond_the_lab):
+    """Asks the kernel how it would route a lab host's packet; holds even with ip_forward on."""
+    mx1 = str(lab.config.hosts["mx1"].address)
+    route = subprocess.run(
+        ["ip", "route", "get", network_beyond_the_lab, "from", mx1, "iif", lab.settings.bridge],
+        capture_output=True, text=True,
+    )
+    assert route.returncode != 0, route.stdout
 
 
 @pytest.mark.teardown
