@@ -27,7 +27,7 @@ from .config.types import format_size
 from .inventory import load_for
 from .lab import Lab, mailcheck
 from .lab.system import LabError
-from .render import render_host
+from .render import check_host, checked_by, render_host
 from .staging import Staging
 from .staging import box as staging_box
 
@@ -56,6 +56,7 @@ def render(args) -> int:
     """Write every file a host would receive into a folder, without contacting it."""
     config = load_for(args.inventory)
     hosts = _chosen_hosts(config, args.host and [args.host])
+    failed = False
     for name in hosts:
         out = Path(args.out) / name if len(hosts) > 1 else Path(args.out)
         try:
@@ -66,7 +67,20 @@ def render(args) -> int:
         except OSError as error:
             raise ConfigError(out, [f"--out {args.out}: cannot write {error.filename}: {error.strerror}"]) from None
         print(f"{name}: {len(written)} files in {out}")
-    return 0
+        if args.check:
+            failed |= _report_checks(config, name, out)
+    return 1 if failed else 0
+
+
+def _report_checks(config, host_name: str, out: Path) -> bool:
+    """Print each failed check of a host's rendered files, or that all passed; True if one failed."""
+    failures = check_host(config, host_name, out)
+    for component, said in failures.items():
+        said = "\n  ".join(said.splitlines()[-10:])
+        print(f"{host_name}: {component}: its check failed:\n  {said}", file=sys.stderr)
+    if not failures:
+        print(f"{host_name}: every file passed its check, by the tools of {checked_by(config, host_name)}")
+    return bool(failures)
 
 
 def make_secrets(args) -> int:
@@ -533,6 +547,11 @@ def parser() -> argparse.ArgumentParser:
     _inventory_option(sub)
     sub.add_argument("--host", help="one host (default: every host, each in its own folder)")
     sub.add_argument("--out", required=True, help="folder to write into")
+    sub.add_argument(
+        "--check", action="store_true",
+        help="check the files with each component's own tool, as the host's Debian release has it (as root:"
+        " in a network namespace; another release than this machine's in the lab's image of it)",
+    )
     sub.set_defaults(run=render)
 
     sub = commands.add_parser("secrets", help=make_secrets.__doc__, description=make_secrets.__doc__)

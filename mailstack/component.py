@@ -36,10 +36,11 @@ class ManagedFile:
     values: tuple[tuple[str, object], ...] = ()
     """Extra template variables of this file, such as the domain it is for."""
 
-    @property
-    def template_name(self) -> str:
-        """The template mirrors the target path: /etc/x.conf -> templates/etc/x.conf.j2."""
-        return f"{(self.template_path or self.path).lstrip('/')}.j2"
+    def template_names(self, release: str) -> list[str]:
+        """The template mirrors the target path: /etc/x.conf -> templates/etc/x.conf.j2, or
+        x.conf.trixie.j2 where the file's language differs on that Debian release."""
+        name = (self.template_path or self.path).lstrip("/")
+        return [f"{name}.{release}.j2", f"{name}.j2"]
 
 
 @dataclass(frozen=True)
@@ -138,10 +139,11 @@ TEMPLATE_ENVIRONMENT.globals.update(listen=listen, format_size=format_size)
 
 
 def render_file(managed: ManagedFile, target: Target, values: dict) -> str:
-    """A template sees the configuration, the host (``host_name``, ``host``), its component's
-    values and the file's own."""
-    template = TEMPLATE_ENVIRONMENT.get_template(managed.template_name)
-    context = {"config": target.config, "host_name": target.name, "host": target.settings}
+    """A template sees the configuration, the host (``host_name``, ``host``, ``release``), its
+    component's values and the file's own."""
+    release = target.config.release_of(target.name)
+    template = TEMPLATE_ENVIRONMENT.select_template(managed.template_names(release))
+    context = {"config": target.config, "host_name": target.name, "host": target.settings, "release": release}
     return template.render({**context, **values, **dict(managed.values)})
 
 

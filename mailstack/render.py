@@ -5,8 +5,9 @@ from pathlib import Path
 from deploys.lab_services import LAB_SERVICES
 from deploys.mail_cluster import CLUSTER
 
+from . import validators
 from .component import Component, Target, write_files
-from .config import Config
+from .config import RELEASES, Config
 
 COMPONENTS = tuple(dict.fromkeys(part for part in CLUSTER + LAB_SERVICES if isinstance(part, Component)))
 """Every component: the cluster's in deploy order, then the lab's own services."""
@@ -16,3 +17,20 @@ def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:
     """Write every file ``host_name`` would receive under ``out_dir``, mirroring target paths.
     Nothing else is touched: a secret not made yet shows as a placeholder."""
     return write_files(COMPONENTS, Target(config, host_name, review=True), out_dir)
+
+
+def check_host(config: Config, host_name: str, root: Path) -> dict[str, str]:
+    """Check the files rendered under ``root`` with each component's own tool, as the host's
+    Debian release has it: what failed, by component, with what its tool said."""
+    failures = {}
+    for component in COMPONENTS:
+        if component.check and component.applies_to(config, host_name):
+            result = validators.check(component, config, host_name, root)
+            if result.returncode != 0:
+                failures[component.name] = (result.stderr or result.stdout).strip()
+    return failures
+
+
+def checked_by(config: Config, host_name: str) -> str:
+    release = config.release_of(host_name)
+    return f"{RELEASES[release]} ({release})"

@@ -15,6 +15,7 @@ def cross_check(config: Config) -> list[Problem]:
         *_domains(config),
         *_addresses(config),
         *_hosts(config),
+        *_releases(config),
         *_storage(config),
         *_tls(config),
         *_lab(config),
@@ -121,6 +122,24 @@ def _hosts(config: Config) -> Iterator[Problem]:
     lbs = [(name, config.hosts[name].vrrp_priority) for name in config.hosts_in("lb")]
     for index, twin in _first_seen(lbs, lambda item: item[1]):
         yield ("hosts", lbs[index][0], "vrrp_priority"), f"same priority as {lbs[twin][0]}; VRRP needs distinct ones"
+
+
+LAB_GROUPS = {"ns", "outside", "legacy"}
+
+
+def _releases(config: Config) -> Iterator[Problem]:
+    """What Debian 13 hosts cannot do yet (docs/releases.md)."""
+    for name, host in config.hosts.items():
+        if config.release_of(name) != "trixie":
+            continue
+        where = ("hosts", name, "release") if host.release else ("cluster", "release")
+        if lab_groups := sorted(LAB_GROUPS & set(host.groups)):
+            yield where, f"host {name}: the lab's own {', '.join(lab_groups)} services run on bookworm only, for now"
+        if "mx" in host.groups and len(config.hosts_in("mx")) > 1:
+            yield where, (
+                f"host {name}: mx hosts replicate with Dovecot 2.3's replicator, which Debian 13's Dovecot 2.4 no"
+                " longer has; with two mx hosts, run them on bookworm (docs/releases.md)"
+            )
 
 
 def _virtual_ip_network(config: Config) -> Iterator[Problem]:

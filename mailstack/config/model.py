@@ -50,6 +50,8 @@ from .types import (
 )
 
 GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside", "legacy")
+RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
+Release = Literal[tuple(RELEASES)]
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
 
 
@@ -125,6 +127,12 @@ class Cluster(Section):
     )
     apt_proxy: HttpUrl | None = setting(
         None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab runs one on its bridge)."
+    )
+    release: Release = setting(
+        "bookworm", example="trixie",
+        doc="Debian release of every host (a host's own `release` overrides it): bookworm (Debian 12, LTS until"
+        " June 2028) or trixie (Debian 13, for the groups docs/releases.md lists). Files are rendered for it and"
+        " checked by its own tools.",
     )
 
 
@@ -220,6 +228,9 @@ class Host(Section):
         None,
         example={"mdraid": {"devices": ["/dev/vdb", "/dev/vdc"]}},
         doc="How /var/vmail is stored; required on, and only on, hosts in the storage group.",
+    )
+    release: Release | None = setting(
+        None, example="trixie", doc="This host's Debian release where it differs from cluster.release (an upgrade)."
     )
 
 
@@ -583,6 +594,9 @@ class Config(Section):
 
     def hosts_in(self, group: str) -> list[str]:
         return [name for name, host in self.hosts.items() if group in host.groups]
+
+    def release_of(self, host_name: str) -> str:
+        return self.hosts[host_name].release or self.cluster.release
 
 
 Storage.model_rebuild()

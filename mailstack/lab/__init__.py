@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import PROJECT, certificates, secrets
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
-from . import images, mailcheck, network, proxy
+from . import mailcheck, network, proxy
 from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, raise_if_failed
 from .system import STATE, LabError, preflight, progress
 
@@ -49,11 +49,11 @@ class Lab:
     def _host(self, name: str) -> LabHost:
         address = self.config.hosts[name].address
         interface = ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
+        release = self.config.release_of(name)
         if "storage" in self.config.hosts[name].groups:
-            return VirtualMachine(
-                name, interface, {}, self.settings.vm_memory, self.settings.vm_disks, self.settings.vm_disk_size
-            )
-        return Container(name, interface, {})
+            lab = self.settings
+            return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release)
+        return Container(name, interface, {}, release)
 
     def _identity(self) -> dict[str, str]:
         """Files every host gets on creation: the lab's key for root, names, resolver, CA."""
@@ -72,10 +72,8 @@ class Lab:
         if not (Path("/sys/class/net") / self.settings.bridge).exists():
             network.check_subnet_free(self.settings.bridge, self.settings.address)
         secrets.make(self.config)
-        if any(isinstance(host, Container) for host in self.hosts):
-            images.base_image()
-        if any(isinstance(host, VirtualMachine) for host in self.hosts):
-            images.vm_image()
+        for host in self.hosts:
+            host.image()
         try:
             network.bridge_up(self.settings.bridge, self.settings.address)
             proxy.start(str(self.settings.address.ip), str(self.settings.address.network))

@@ -29,11 +29,17 @@ class LabHost:
 
     kind = ""
 
-    def __init__(self, name: str, address: ipaddress.IPv4Interface, identity: dict[str, str]):
+    def __init__(self, name: str, address: ipaddress.IPv4Interface, identity: dict[str, str],
+                 release: str = images.SUITE):
         self.name = name
         self.address = address
         self.identity = identity
+        self.release = release
         self.state = HOSTS / name
+
+    def image(self) -> Path:
+        """The image of the host's Debian release it starts from (built on first use)."""
+        raise NotImplementedError
 
     @property
     def console(self) -> Path:
@@ -57,8 +63,8 @@ class LabHost:
         self._ready.write_text(self._fingerprint())
 
     def _fingerprint(self) -> str:
-        """The identity and the images' recipe: a host made from older images is made again."""
-        return hashlib.sha256(f"{sorted(self.identity.items())!r} {images.RECIPE}".encode()).hexdigest()
+        """The identity, the release and the images' recipe: a host made from another image is made again."""
+        return hashlib.sha256(f"{sorted(self.identity.items())!r} {self.release} {images.RECIPE}".encode()).hexdigest()
 
     def ssh_ready(self) -> bool:
         """sshd answers with its banner (a listening socket alone is not enough)."""
@@ -134,6 +140,9 @@ class Container(LabHost):
     def pids(self) -> list[int]:
         return processes(f"--machine=mailstack-{self.name}")
 
+    def image(self) -> Path:
+        return images.base_image(self.release)
+
     def all_pids(self) -> list[int]:
         """nspawn and every process inside: all live in the container's own cgroup."""
         group = CGROUPS[0] / "mailstack-lab" / self.name
@@ -152,7 +161,7 @@ class Container(LabHost):
         if not mounts_below(self.root):
             run(
                 "mount", "-t", "overlay", "overlay",
-                "-o", f"lowerdir={images.base_image()},upperdir={self.state / 'upper'},workdir={self.state / 'work'}",
+                "-o", f"lowerdir={self.image()},upperdir={self.state / 'upper'},workdir={self.state / 'work'}",
                 self.root,
             )
         if fresh:
@@ -223,13 +232,16 @@ class VirtualMachine(LabHost):
     kind = "qemu"
     link_prefix = "vt"
 
-    def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int):
-        super().__init__(name, address, identity)
+    def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int, release: str = images.SUITE):
+        super().__init__(name, address, identity, release)
         self.memory, self.disks, self.disk_size = memory, disks, disk_size
         self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in address.ip.packed[1:])
 
     def pids(self) -> list[int]:
         return processes(f"mailstack-{self.name}")
+
+    def image(self) -> Path:
+        return images.vm_image(self.release)
 
     def _fingerprint(self) -> str:
         """Its disks too: a guest with other disks is a new guest."""
@@ -277,8 +289,7 @@ class VirtualMachine(LabHost):
         upper, work = self.state / "upper", self.state / "work"
         for folder in (tree, upper, work):
             folder.mkdir(parents=True)
-        vm = images.vm_image()
-        run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={vm},upperdir={upper},workdir={work}", tree)
+        run("mount", "-t", "overlay", "overlay", "-o", f"lowerdir={self.image()},upperdir={upper},workdir={work}", tree)
         try:
             self.write_identity(tree)
             (tree / "etc/systemd/network/10-lab.network").write_text(
@@ -295,7 +306,7 @@ class VirtualMachine(LabHost):
         self.mark_prepared()
 
     def _boot(self, tap: str) -> None:
-        kernel, initrd = images.kernel(images.vm_image())
+        kernel, initrd = images.kernel(self.image())
         initrd = self.initrd if self.initrd.exists() else initrd
         drives = [self.state / "root.raw", *(self.state / f"disk{i}.raw" for i in range(1, self.disks + 1))]
         command = [

@@ -1,4 +1,4 @@
-"""The two images every lab host starts from, built once with debootstrap and cached.
+"""The two images every lab host starts from, built once per Debian release with debootstrap and cached.
 
 - ``base``: a booted-container root (systemd, sshd, python3) shared read-only by every
   container through overlayfs;
@@ -11,8 +11,9 @@ guest). Each service those packages enabled is disabled again, so a host boots r
 a bare Debian host runs, and the deploy starts and enables what it configures. The deploy
 still asks apt for every package, as on a bare host.
 
-An image is named for the recipe that makes it (this module and the packages), so a change
-to the recipe builds new images, and hosts made from the old ones are made again.
+An image is named for its release and the recipe that makes it (this module and the
+packages), so a change to the recipe builds new images, and hosts made from the old ones
+are made again.
 """
 
 import hashlib
@@ -63,46 +64,50 @@ def mirror() -> str:
 RECIPE = hashlib.sha256(Path(__file__).read_bytes() + " ".join(CONTAINER_PRELOAD).encode()).hexdigest()[:12]
 
 
-def base_image() -> Path:
-    return _image("base", COMMON, lambda root: _generalise(root, CONTAINER_PRELOAD))
+def base_image(suite: str = SUITE) -> Path:
+    return _image("base", suite, COMMON, lambda root: _generalise(root, suite, CONTAINER_PRELOAD))
 
 
-def vm_image() -> Path:
-    return _image("vm", COMMON + VM_EXTRA, _prepare_for_qemu)
+def vm_image(suite: str = SUITE) -> Path:
+    return _image("vm", suite, COMMON + VM_EXTRA, lambda root: _prepare_for_qemu(root, suite))
 
 
-def _image(name: str, packages: list[str], prepare: Callable[[Path], None]) -> Path:
+def _image(name: str, suite: str, packages: list[str], prepare: Callable[[Path], None]) -> Path:
     """Build an image once; a half-built one (a crash, Ctrl-C) is thrown away and rebuilt,
     and one of an older recipe is deleted once no host's overlay uses it."""
-    image = IMAGES / f"{name}-{RECIPE}"
+    image = IMAGES / f"{name}-{suite}-{RECIPE}"
     if image.is_dir():
         return image
     mounts = Path("/proc/mounts").read_text()
-    for stale in IMAGES.glob(f"{name}[-.]*"):
+    for stale in IMAGES.glob(f"{name}-{suite}[-.]*"):
         if f"{stale}," not in mounts:
             unmount_below(stale)
             shutil.rmtree(stale, ignore_errors=True)
-    partial = IMAGES / f"{name}.partial"
+    partial = IMAGES / f"{name}-{suite}.partial"
     partial.mkdir(parents=True)
-    progress(f"building the {name} image with debootstrap (once; {'about a minute' if name == 'base' else 'minutes'})")
-    run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", SUITE, partial, mirror())
+    duration = "about a minute" if name == "base" else "minutes"
+    progress(f"building the {name} image of Debian {suite} with debootstrap (once; {duration})")
+    run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, partial, mirror())
     prepare(partial)
     partial.rename(image)
     return image
 
 
-def _generalise(root: Path, packages: list[str]) -> None:
+def _generalise(root: Path, suite: str, packages: list[str]) -> None:
     """Preload the components' packages; remove what must differ per host and what would
     disturb a test host."""
+    # Each host makes its own at first boot: D-Bus's copy would give every host the image's
+    # (and one DHCP identity to every staging VM).
     (root / "etc/machine-id").write_text("")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
     (root / "etc/hostname").write_text("localhost\n")
     (root / "etc/default/locale").write_text("LANG=C.UTF-8\n")
     for timer in ("apt-daily.timer", "apt-daily-upgrade.timer"):
         (root / "etc/systemd/system" / timer).symlink_to("/dev/null")
     (root / "etc/apt/sources.list").write_text(
-        f"deb http://deb.debian.org/debian {SUITE} main\n"
-        f"deb http://deb.debian.org/debian {SUITE}-updates main\n"
-        f"deb http://deb.debian.org/debian-security {SUITE}-security main\n"
+        f"deb http://deb.debian.org/debian {suite} main\n"
+        f"deb http://deb.debian.org/debian {suite}-updates main\n"
+        f"deb http://deb.debian.org/debian-security {suite}-security main\n"
     )
     preload(root, packages)
 
@@ -146,10 +151,10 @@ def _apt_install(root: Path, packages: list[str], *options: str) -> None:
         unmount_below(root / "proc")
 
 
-def _prepare_for_qemu(root: Path) -> None:
+def _prepare_for_qemu(root: Path, suite: str) -> None:
     """ZFS, a small initrd with just the virtio drivers, the root on /dev/vda, networkd for addresses."""
-    _install_zfs(root)
-    _generalise(root, VM_PRELOAD)
+    _install_zfs(root, suite)
+    _generalise(root, suite, VM_PRELOAD)
     (root / "etc/initramfs-tools/conf.d/mailstack").write_text("MODULES=list\n")
     (root / "etc/initramfs-tools/modules").write_text("\n".join(VM_MODULES) + "\n")
     (root / "etc/fstab").write_text("/dev/vda / ext4 defaults,errors=remount-ro 0 1\n")
@@ -159,12 +164,12 @@ def _prepare_for_qemu(root: Path) -> None:
     run("chroot", root, "systemctl", "enable", "systemd-networkd", "serial-getty@ttyS0")
 
 
-def _install_zfs(root: Path) -> None:
+def _install_zfs(root: Path, suite: str) -> None:
     """ZFS from contrib, its module built here, natively, for the guest's kernel: DKMS takes
     a couple of minutes on this machine, and over 20 inside a guest without KVM."""
     (release,) = [path.name for path in (root / "lib/modules").iterdir()]
     # Only the suite debootstrap used: its headers match the installed kernel.
-    (root / "etc/apt/sources.list").write_text(f"deb {mirror()} {SUITE} main contrib\n")
+    (root / "etc/apt/sources.list").write_text(f"deb {mirror()} {suite} main contrib\n")
     _apt_install(root, ZFS, "--no-install-recommends")
     if not (root / f"lib/modules/{release}/updates/dkms/zfs.ko").exists():
         raise LabError(f"DKMS built no ZFS module for the guest's kernel {release}; see {root}/var/lib/dkms")
