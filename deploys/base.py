@@ -2,6 +2,8 @@
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
+from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import apt, files, server, systemd
 
 from facts.virt import Container
@@ -12,9 +14,23 @@ BASE_PACKAGES = ("ca-certificates", "openssl", "less", "procps")
 TIME_SYNC = "systemd-timesyncd"
 
 
+class AnotherRelease(PyinfraError):
+    """The host runs another Debian release than its configuration's: nothing was done."""
+
+
+def refuse_another_release(config) -> None:
+    """Files rendered for one release would not even load on the other (Dovecot 2.3 and 2.4)."""
+    wanted = config.release_of(host.name)
+    running = host.get_fact(LinuxDistribution)["release_meta"].get("VERSION_CODENAME")
+    if running != wanted:
+        key = f"hosts.{host.name}.release" if config.hosts[host.name].release else "cluster.release"
+        raise AnotherRelease(f"{config.source}: {key}: {host.name} runs Debian {running}, not {wanted}")
+
+
 @deploy("Base system")
 def base():
     config = cluster_config()
+    refuse_another_release(config)
     server.hostname(name="Set the host name", hostname=host.name)
     # apt settings (the proxy among them) must be in place before apt is first used.
     settings = component_files(name="Install base configuration", component=BASE)

@@ -14,6 +14,10 @@ def test_hostname_is_the_inventory_name(host, name):
     assert host.check_output("hostname") == name
 
 
+def test_the_host_runs_its_debian_release(host, name, cluster):
+    assert host.system_info.codename == cluster.release_of(name)
+
+
 def test_time_zone(host, cluster):
     assert host.check_output("readlink /etc/localtime") == f"/usr/share/zoneinfo/{cluster.cluster.timezone}"
     assert host.file("/etc/timezone").content_string.strip() == cluster.cluster.timezone

@@ -25,3 +25,13 @@ def test_rejected_postfix_setting_stops_the_deploy_and_mail_keeps_flowing(lab, b
     assert b"hello" in vip.wait_for("bob", mail["Subject"])
     report = deploy()  # the real configuration: nothing to change, nothing left half-done
     assert changes(report) == {}
+
+
+def test_a_host_of_another_release_stops_the_deploy_before_any_change(lab, tmp_path):
+    lb1 = "  lb1: {address: 10.77.0.11, groups: [lb], vrrp_priority: 150"
+    variant = lab_variant(tmp_path, {lb1: lb1 + ", release: trixie"})
+    before = ssh(lab, "lb1", "sha256sum /etc/haproxy/haproxy.cfg /etc/apt/apt.conf.d/90mailstack")
+    result = run_deploy(variant, "--limit", "lb1")
+    assert result.returncode != 0
+    assert "hosts.lb1.release: lb1 runs Debian bookworm, not trixie" in result.stdout + result.stderr
+    assert ssh(lab, "lb1", "sha256sum /etc/haproxy/haproxy.cfg /etc/apt/apt.conf.d/90mailstack") == before

@@ -109,6 +109,16 @@ def test_fstab_entry(shell):
     assert fstab == ["proc /proc proc defaults 0 0", f"UUID=0000-UUID {point} ext4 noatime,{option} 0 2"]
 
 
+def test_zfs_dataset_without_a_quota(shell):
+    """``zfs get -p`` shows 0 for no quota; ``zfs create -o quota=0`` fails (the staging's mx2 did)."""
+    properties = {"mountpoint": "/var/vmail", "quota": "0"}
+    created = shell(commands_of(zfs_dataset, {ZfsProperties: {}}, dataset="tank/vmail", properties=properties))
+    assert created == [["zfs", "create", "-o", "mountpoint=/var/vmail", "-o", "quota=none", "tank/vmail"]]
+    found = {ZfsProperties: {"tank/vmail": {"mounted": "yes", "mountpoint": "/var/vmail", "quota": "104857600"}}}
+    changed = shell(commands_of(zfs_dataset, found, dataset="tank/vmail", properties=properties))
+    assert changed == [["zfs", "set", "quota=none", "tank/vmail"]]
+
+
 def test_zfs_dataset(shell):
     dataset, value = hostile("tank/x"), hostile("note")
     properties = {"com.example:note": value, "quota": "1"}
