@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import arguments, running_lab, write_json  # noqa: E402
+from mailstack import haproxy  # noqa: E402
 from mailstack.lab import Lab, mailcheck  # noqa: E402
 from tests.lab import clients, faults  # noqa: E402
 
@@ -63,9 +64,8 @@ def marked_down(lab: Lab) -> int:
     mx = set(lab.config.hosts_in("mx"))
     total = 0
     for lb in lab.config.hosts_in("lb"):
-        stats = lab.run(lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
-        total += sum(int(row[22] or 0) for row in (line.split(",") for line in stats.splitlines()[1:])
-                     if len(row) > 22 and row[1] in mx)
+        servers = haproxy.servers(lab.run(lb, haproxy.SHOW_STAT).stdout)
+        total += sum(int(row["chkdown"] or 0) for (_, server), row in servers.items() if server in mx)
     return total
 
 

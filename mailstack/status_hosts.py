@@ -8,7 +8,6 @@ queries with what the exporters would have said. Protocol probes and alerts need
 host; each unit a host's groups run is reported instead.
 """
 
-import csv
 import json
 import re
 import subprocess
@@ -16,7 +15,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from . import backup
+from . import backup, haproxy
 from .config import Config
 from .ssh import ssh_config
 
@@ -41,7 +40,7 @@ def script(config: Config, name: str) -> str:
     parts = {"units": f"systemctl is-active {' '.join(units)}" if units else "true"}
     if "lb" in groups:
         parts["vip"] = f"ip -o addr show | grep -cF ' {config.cluster.virtual_ip}/'"
-        parts["haproxy"] = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+        parts["haproxy"] = haproxy.SHOW_STAT
     if "mx" in groups:
         parts["queue"] = "postqueue -j"
         parts["replication"] = "doveadm -f tab replicator status '*'"
@@ -127,11 +126,10 @@ class HostsDirectly:
         self._read_storage(name, said.get("mdstat", ""), said.get("zpool", ""))
 
     def _read_haproxy(self, stats: str) -> None:
-        rows = csv.DictReader(stats.lstrip("# ").splitlines())
-        for row in rows:
-            if row.get("svname") in ("FRONTEND", "BACKEND") or row.get("pxname") in ("stats", "mta_sts", None):
+        for (proxy, server), row in haproxy.servers(stats).items():
+            if proxy in ("stats", "mta_sts"):
                 continue
-            labels = {"proxy": row["pxname"], "server": row["svname"]}
+            labels = {"proxy": proxy, "server": server}
             state = row["status"].split()[0] if row["status"] else "UNKNOWN"
             self._add("haproxy_server_status == 1", {**labels, "state": state}, 1)
             if row.get("lastsess") not in ("", "-1", None):

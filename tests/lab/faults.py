@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mailstack import haproxy
 from mailstack.lab import Lab, network
 from mailstack.lab.hosts import VirtualMachine
 from mailstack.lab.system import LabError, progress
@@ -66,11 +67,11 @@ def vip_holder(lab) -> str | None:
 
 def backends_up(lab, lb: str) -> set[str]:
     try:
-        stats = lab.run(lb, "echo 'show stat' | socat stdio /run/haproxy/admin.sock", timeout=5).stdout
+        stats = lab.run(lb, haproxy.SHOW_STAT, timeout=5).stdout
     except subprocess.TimeoutExpired:
         return set()
-    rows = [line.split(",") for line in stats.splitlines()[1:] if line]
-    return {row[1] for row in rows if row[0] == "submission" and row[1] in lab.config.hosts and row[17] == "UP"}
+    return {server for (proxy, server), row in haproxy.servers(stats).items()
+            if proxy == "submission" and server in lab.config.hosts and row["status"] == "UP"}
 
 
 def cluster_whole(lab) -> bool:
