@@ -129,18 +129,12 @@ LAB_GROUPS = {"ns", "outside", "legacy"}
 
 def _releases(config: Config) -> Iterator[Problem]:
     """What Debian 13 hosts cannot do yet (docs/releases.md)."""
-    mx_releases = {config.release_of(mx) for mx in config.hosts_in("mx")}
     for name, host in config.hosts.items():
         if config.release_of(name) != "trixie":
             continue
         where = ("hosts", name, "release") if host.release else ("cluster", "release")
         if lab_groups := sorted(LAB_GROUPS & set(host.groups)):
             yield where, f"host {name}: the lab's own {', '.join(lab_groups)} services run on bookworm only, for now"
-        if "backup" in host.groups and mx_releases != {"trixie"}:
-            yield where, (
-                f"host {name}: a backup host on trixie (borg 1.4) beside bookworm mx hosts (borg 1.2) failed a"
-                " cluster restore in the lab; keep the backup host on the mx hosts' release (docs/releases.md)"
-            )
         if "mx" in host.groups and len(config.hosts_in("mx")) > 1:
             yield where, (
                 f"host {name}: mx hosts replicate with Dovecot 2.3's replicator, which Debian 13's Dovecot 2.4 no"
