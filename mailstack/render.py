@@ -5,7 +5,7 @@ from pathlib import Path
 from deploys.lab_services import LAB_SERVICES
 from deploys.mail_cluster import CLUSTER
 
-from . import validators
+from . import secrets, validators
 from .component import Component, Target, write_files
 from .config import RELEASES, Config
 
@@ -21,13 +21,14 @@ def render_host(config: Config, host_name: str, out_dir: Path) -> list[Path]:
 
 def check_host(config: Config, host_name: str, root: Path) -> dict[str, str]:
     """Check the files rendered under ``root`` with each component's own tool, as the host's
-    Debian release has it: what failed, by component, with what its tool said."""
+    Debian release has it: what failed, by component, with what its tool said (any secret in
+    it hidden)."""
     failures = {}
     for component in COMPONENTS:
         if component.check and component.applies_to(config, host_name):
             result = validators.check(component, config, host_name, root)
             if result.returncode != 0:
-                failures[component.name] = (result.stderr or result.stdout).strip()
+                failures[component.name] = secrets.redact(config, (result.stderr or result.stdout).strip())
     return failures
 
 

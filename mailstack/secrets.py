@@ -13,6 +13,9 @@ from .config import Config
 
 SHARED_PASSWORDS = {"doveadm.pass": 32}
 """Passwords the hosts of a cluster share, by file in the secrets folder, with their length."""
+HIDDEN = "<secret>"
+SHORTEST = 8
+"""Lines of secret files shorter than this (a PEM file's last one) are not secret enough to hide."""
 
 
 def zone_keys(config: Config) -> Path:
@@ -59,3 +62,14 @@ def _make_lab(config: Config) -> None:
         address = str(config.hosts[name].address)
         cert, key = config.secrets_dir / f"{name}.pem", config.secrets_dir / f"{name}.key"
         keys.server_certificate(cert, key, ca, [f"{name}.{domain}", name, address])
+
+
+def redact(config: Config, text: str) -> str:
+    """``text`` with every line of every file in the secrets folder replaced by ``<secret>``:
+    for what a tool says about a file that holds a secret (doveconf quoting a bad line)."""
+    for path in sorted(config.secrets_dir.rglob("*")):
+        if path.is_file():
+            for line in path.read_text(errors="replace").splitlines():
+                if len(line.strip()) >= SHORTEST:
+                    text = text.replace(line.strip(), HIDDEN)
+    return text

@@ -8,7 +8,7 @@ import pytest
 
 from deploys.lab_services import LAB_SERVICES
 from deploys.mail_cluster import CLUSTER
-from mailstack import secrets
+from mailstack import secrets, validators
 from mailstack.component import Component, Target
 from mailstack.config import RELEASES
 from mailstack.config.checks import LAB_GROUPS
@@ -32,6 +32,17 @@ def test_rendered_files_pass_their_checkers(example_inventory, release, tmp_path
         root = tmp_path / host_name
         assert render_host(config, host_name, root), host_name
         assert check_host(config, host_name, root) == {}, host_name
+
+
+def test_a_failed_check_never_shows_a_secret(monkeypatch, tmp_path):
+    """A checker that quotes the line it refuses, secret and all, is reported without it."""
+    config = load_for(PROJECT / "inventories" / "prod.py")
+    secrets.make(config)
+    password = (config.secrets_dir / "doveadm.pass").read_text().strip()
+    said = f"doveconf: Fatal: line 3: doveadm_password = {password}: bad"
+    monkeypatch.setattr(validators, "check", lambda *_: subprocess.CompletedProcess([], 1, "", said))
+    failures = check_host(config, config.hosts_in("mx")[0], tmp_path)
+    assert failures and all(password not in text and secrets.HIDDEN in text for text in failures.values())
 
 
 @pytest.mark.parametrize("component", COMPONENTS, ids=lambda component: component.name)
