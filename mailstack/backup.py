@@ -266,34 +266,12 @@ class ClusterRestored:
     seconds: float
 
 
-def uid_validity_renewal(listed: str, validity: str) -> str:
-    """A script giving the UIDVALIDITY ``validity`` to every mailbox that ``doveadm -f tab mailbox
-    list -A`` listed: one doveadm per mailbox name, over the users who have it. The list also
-    names the parents of folders that are only a level of the hierarchy, which hold no mail and
-    "don't exist" for the update."""
-    users: dict[str, list[str]] = {}
-    for line in listed.splitlines()[1:]:
-        user, mailbox = line.split("\t", 1)
-        users.setdefault(mailbox, []).append(user)
-    lines = ['list=$(mktemp) errors=$(mktemp)', 'trap \'rm -f "$list" "$errors"\' EXIT']
-    for mailbox, found in users.items():
-        lines.append(f'printf \'%s\\n\' {shlex.join(found)} > "$list"')
-        lines.append(f'doveadm mailbox update -F "$list" --uid-validity {validity} {shlex.quote(mailbox)} 2> "$errors"'
-                     f' || {{ if grep -v "Mailbox doesn\'t exist" "$errors" >&2; then exit 1; fi; }}')
-    return "\n".join(lines) + "\n"
-
-
 def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestored:
     """Rebuild every mailbox on mx hosts that lost theirs (new, empty hosts after a disaster):
     each host unpacks /var/vmail from the same archive at once, with Postfix and Dovecot
     stopped meanwhile, and Dovecot checks every index; both hosts then hold the same mailboxes,
     which replication finds in sync. Hosts that still hold mail are refused: restore one user
-    instead.
-
-    The archive's mailboxes would hand out again the UIDs of mail that came after it, to other
-    messages, and IMAP clients that cached those UIDs would show the wrong mail: every mailbox
-    gets the same new UIDVALIDITY on every host, which tells clients to drop their caches
-    (RFC 9051 2.3.1.1)."""
+    instead."""
     started = time.monotonic()
     hosts = config.hosts_in("mx")
     for host in hosts:
@@ -305,13 +283,7 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     on_every_host(config, hosts, "systemctl stop postfix dovecot")
     on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} var/vmail")
-    validity = str(int(time.time()))
-    for host in hosts:  # one at a time, the others stopped: nothing replicates a half-renewed host
-        on_host(config, host, "systemctl start dovecot && doveadm force-resync -A '*'")
-        listed = on_host(config, host, "doveadm -f tab mailbox list -A")
-        on_host(config, host, "sh -e", input=uid_validity_renewal(listed, validity).encode())
-        on_host(config, host, "systemctl stop dovecot")
-    on_every_host(config, hosts, "systemctl start dovecot postfix")
+    on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
     # A replicator that started before its peer listened marked every user failed, and would
     # try them again only after 5 minutes: now that all listen, every user is synced at once.
     on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
