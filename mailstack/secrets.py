@@ -69,7 +69,7 @@ def redact(config: Config, text: str) -> str:
     for what a tool says about a file that holds a secret (doveconf quoting a bad line)."""
     for path in sorted(config.secrets_dir.rglob("*")):
         if path.is_file():
-            for line in path.read_text(errors="replace").splitlines():
-                if len(line.strip()) >= SHORTEST:
-                    text = text.replace(line.strip(), HIDDEN)
+            for value in (line.strip() for line in path.read_text(errors="replace").splitlines()):
+                if len(value) >= SHORTEST:
+                    text = text.replace(value, HIDDEN)
     return text
