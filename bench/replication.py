@@ -1,0 +1,335 @@
+"""What each way of keeping two mx hosts' /var/vmail alike costs without Dovecot's replicator
+(Dovecot 2.4, Debian 13), measured side by side on two QEMU guests of the lab, each with a
+real kernel, in the same run.
+
+    make lab && .venv/bin/python bench/replication.py [--messages N] [--sessions S] [--json FILE]
+
+Two guests, rep1 and rep2, take mail with Dovecot's LMTP onto /var/vmail, which is in turn:
+
+  local  ext4 on rep1's own disk: what one host of a dsync pair writes before replying
+         (its replication to the peer runs afterwards, asynchronously)
+  nfs    ext4 on rep2 exported over NFS 4.2 (sync) and mounted by rep1, with Dovecot's
+         NFS settings: the shared filesystem of Dovecot's upgrade notes
+  drbd   ext4 on DRBD protocol C: each write reaches rep2's disk before it returns
+
+This machine delivers N messages of 4 KiB over S LMTP sessions to rep1 and prints messages
+per second. For nfs and drbd, rep1 is then crashed (its QEMU killed) in the middle of a
+delivery run and rep2 takes over (nfs: mounts the export itself; drbd: is promoted as soon
+as DRBD lets it): printed are the seconds from the crash until rep2 accepted a message and
+how many messages rep1 had acknowledged that rep2 does not hold. Last, the two DRBD nodes
+are made primary while apart, each takes a message, and they are reconnected: printed is
+whether DRBD detected the split brain and refused to resync either way.
+"""
+
+import shutil
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import arguments, running_lab, write_json  # noqa: E402
+from mailstack.lab import Lab  # noqa: E402
+from mailstack.lab.hosts import VirtualMachine  # noqa: E402
+from mailstack.lab.proxy import PORT as PROXY_PORT  # noqa: E402
+from tests.lab import faults  # noqa: E402
+
+GUESTS = {"rep1": "10.77.0.35", "rep2": "10.77.0.36"}
+MEMORY, DISK = 1 << 30, 1 << 30
+BODY = ("x" * 76 + "\n") * 52  # about 4 KiB
+MKFS = "mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0"
+PACKAGES = "dovecot-core dovecot-lmtpd drbd-utils nfs-kernel-server"
+
+DOVECOT = """protocols = lmtp
+listen = *
+ssl = no
+mail_location = maildir:/var/vmail/%d/%n/Maildir
+first_valid_uid = 5000
+passdb {
+  driver = static
+  args = nopassword=y
+}
+userdb {
+  driver = static
+  args = uid=5000 gid=5000 home=/var/vmail/%d/%n
+}
+service lmtp {
+  inet_listener lmtp {
+    port = 24
+  }
+}
+log_path = /var/log/dovecot.log
+!include_try /etc/dovecot/nfs.conf
+"""
+# Dovecot's settings for mail on NFS when one server at a time uses a mailbox (its docs' "NFS"
+# page; mail_nfs_storage and mail_nfs_index are for several at once).
+NFS_SETTINGS = "mmap_disable = yes\nmail_fsync = always\n"
+EXPORT = "/srv/export"
+# A client that dies holds its locks until its lease ends; a restarted server takes no new
+# locks for the grace period. Both are 90 s by default; 15 s is what an HA pair would set.
+NFS_SERVER = "[nfsd]\nlease-time=15\ngrace-time=15\n"
+
+DRBD = """resource r0 {{
+  net {{
+    protocol C;
+    ping-int 1;
+    after-sb-0pri disconnect;
+    after-sb-1pri disconnect;
+    after-sb-2pri disconnect;
+  }}
+{hosts}}}
+"""
+DRBD_HOST = "  on {name} {{ device /dev/drbd0; disk /dev/vdb; address {address}:7789; meta-disk internal; }}\n"
+
+
+class Guest:
+    """One guest of this bench: booted on the lab's bridge, reached with the lab's key."""
+
+    def __init__(self, lab: Lab, name: str, address: str):
+        self.lab, self.name, self.address = lab, name, address
+        self.vm: VirtualMachine = lab.guest(name, address, MEMORY, disks=2, disk_size=DISK)
+
+    def boot(self) -> None:
+        self.vm.start(self.lab.settings.bridge)
+
+    def wait_for_ssh(self) -> None:
+        faults.wait_for(self.vm.ssh_ready, 600, f"{self.name} answers SSH", 1)
+
+    def run(self, command: str, timeout: float = 900) -> str:
+        result = subprocess.run(
+            ["ssh", "-i", str(self.lab.ssh_key), "-o", f"UserKnownHostsFile={self.vm.state / 'known_hosts'}",
+             "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{self.address}", command],
+            capture_output=True, text=True, timeout=timeout,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{self.name}: {command!r} failed: {result.stderr.strip()[-500:]}")
+        return result.stdout
+
+    def prepare(self) -> None:
+        """Dovecot, DRBD's tools and the NFS server from Debian, through the lab's apt proxy."""
+        self.wait_for_ssh()
+        proxy = f"http://{self.lab.settings.address.ip}:{PROXY_PORT}"
+        self.run(
+            f"echo 'Acquire::http::Proxy \"{proxy}\";' > /etc/apt/apt.conf.d/01proxy && apt-get -q update"
+            f" && DEBIAN_FRONTEND=noninteractive apt-get -qy install --no-install-recommends {PACKAGES}"
+            " && systemctl stop dovecot && (getent group vmail || groupadd -g 5000 vmail)"
+            " && (getent passwd vmail || useradd -u 5000 -g 5000 -M -d /var/vmail vmail)"
+            f" && mkdir -p /var/vmail {EXPORT} && modprobe drbd && modprobe nfsd"
+        )
+        self.run(f"cat > /etc/dovecot/dovecot.conf <<'EOF'\n{DOVECOT}EOF")
+        hosts = "".join(DRBD_HOST.format(name=name, address=address) for name, address in GUESTS.items())
+        self.run(f"cat > /etc/drbd.d/r0.res <<'EOF'\n{DRBD.format(hosts=hosts)}EOF")
+
+    def serve(self, nfs: bool = False) -> None:
+        """Dovecot on whatever /var/vmail is now, with the NFS settings when it is NFS."""
+        settings = f"printf '{NFS_SETTINGS}' >" if nfs else "rm -f"
+        self.run(f"{settings} /etc/dovecot/nfs.conf && chown vmail:vmail /var/vmail && systemctl restart dovecot")
+
+    def crash(self) -> None:
+        self.vm.crash()
+
+    def remove(self) -> None:
+        self.vm.stop()
+        shutil.rmtree(self.vm.state, ignore_errors=True)
+
+    def message_ids(self) -> set[str]:
+        found = self.run("grep -rhoa '^Message-ID: <[^>]*>' /var/vmail/*/*/Maildir/new || true")
+        return {line.split("<", 1)[1].rstrip(">") for line in found.splitlines()}
+
+
+class Deliveries:
+    """``sessions`` LMTP sessions delivering to one guest, ``count`` messages in all or until
+    the block ends; ``acknowledged`` holds the Message-ID of each message the guest took."""
+
+    def __init__(self, address: str, sessions: int, tag: str, count: int | None = None):
+        self.address, self.tag, self.count = address, tag, count
+        self.issued = 0
+        self.acknowledged: list[str] = []
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._session, args=(index,)) for index in range(sessions)]
+
+    def __enter__(self):
+        self.started = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_):
+        self.stopping.set()
+        self.join()
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+        self.seconds = time.monotonic() - self.started
+
+    def _next_id(self) -> str | None:
+        with self.lock:
+            if self.stopping.is_set() or self.issued == self.count:
+                return None
+            self.issued += 1
+            return f"{self.tag}-{self.issued}@bench.test"
+
+    def _session(self, session: int) -> None:
+        try:
+            with smtplib.LMTP(self.address, 24, timeout=30) as lmtp:
+                while message_id := self._next_id():
+                    deliver(lmtp, session, message_id)
+                    with self.lock:
+                        self.acknowledged.append(message_id)
+        except (OSError, smtplib.SMTPException) as error:
+            self.errors.append(f"session {session}: {error}")
+
+
+def deliver(lmtp: smtplib.LMTP, user: int, message_id: str) -> None:
+    message = f"Message-ID: <{message_id}>\nSubject: {message_id}\n\n{BODY}"
+    lmtp.sendmail("bench@bench.test", [f"u{user}@bench.test"], message)
+
+
+def throughput(guest: Guest, messages: int, sessions: int, tag: str) -> float:
+    """Messages per second, after a first message (which waits out an NFS server's grace period)."""
+    first_delivery(guest, time.monotonic(), f"{tag}-first")
+    with Deliveries(guest.address, sessions, tag, messages) as run:
+        run.join()
+    if run.errors or len(run.acknowledged) != messages:
+        raise RuntimeError(f"{tag}: {len(run.acknowledged)} of {messages} delivered: {run.errors[:3]}")
+    return messages / run.seconds
+
+
+def first_delivery(guest: Guest, since: float, message_id: str) -> float:
+    """Seconds from ``since`` until ``guest`` takes a message over LMTP."""
+    while True:
+        try:
+            with smtplib.LMTP(guest.address, 24, timeout=120) as lmtp:
+                deliver(lmtp, 0, f"{message_id}@bench.test")
+            return time.monotonic() - since
+        except (OSError, smtplib.SMTPException):
+            time.sleep(0.1)
+
+
+def failover(rep1: Guest, rep2: Guest, sessions: int, take_over, tag: str) -> dict:
+    """Crash rep1 while it takes mail, let ``take_over`` make rep2 serve, and count what rep1
+    had acknowledged that rep2 does not hold."""
+    with Deliveries(rep1.address, sessions, tag) as load:
+        faults.wait_for(lambda: len(load.acknowledged) >= 100, 300, f"{tag}: mail before the crash", 0.2)
+        crashed = time.monotonic()
+        rep1.crash()
+        take_over()
+        takeover = first_delivery(rep2, crashed, f"{tag}-after")
+    lost = set(load.acknowledged) - rep2.message_ids()
+    return {"takeover_seconds": round(takeover, 2), "acknowledged": len(load.acknowledged), "lost": len(lost)}
+
+
+def reboot(guest: Guest) -> None:
+    guest.boot()
+    guest.wait_for_ssh()
+    guest.run("systemctl stop dovecot && modprobe drbd && modprobe nfsd")
+
+
+def measure_local(rep1: Guest, messages: int, sessions: int) -> float:
+    rep1.run(f"{MKFS} /dev/vdc && mount /dev/vdc /var/vmail")
+    rep1.serve()
+    rate = throughput(rep1, messages, sessions, "local")
+    rep1.run("systemctl stop dovecot && umount /var/vmail")
+    return rate
+
+
+def measure_nfs(rep1: Guest, rep2: Guest, messages: int, sessions: int) -> tuple[float, dict]:
+    rep2.run(f"{MKFS} /dev/vdc && mount /dev/vdc {EXPORT} && chown vmail:vmail {EXPORT}"
+             f" && printf '{NFS_SERVER}' > /etc/nfs.conf.d/lease.conf && systemctl restart nfs-server"
+             f" && exportfs -o rw,sync,no_root_squash,no_subtree_check {rep1.address}:{EXPORT}")
+    rep1.run(f"mount -t nfs4 -o vers=4.2,hard {rep2.address}:{EXPORT} /var/vmail")
+    rep1.serve(nfs=True)
+    rate = throughput(rep1, messages, sessions, "nfs")
+
+    def take_over():
+        rep2.run(f"mount --bind {EXPORT} /var/vmail")
+        rep2.serve()
+
+    crash = failover(rep1, rep2, sessions, take_over, "nfs-failover")
+    rep2.run(f"systemctl stop dovecot && umount /var/vmail && exportfs -ua && umount {EXPORT}")
+    return rate, crash
+
+
+def measure_drbd(rep1: Guest, rep2: Guest, messages: int, sessions: int) -> tuple[float, dict]:
+    """Both disks are empty: DRBD is told so (``--clear-bitmap``) instead of copying them."""
+    for guest in (rep1, rep2):
+        guest.run("drbdadm -- --force create-md r0 && drbdadm up r0")
+    faults.wait_for(lambda: rep1.run("drbdadm cstate r0").strip() == "Connected", 120, "DRBD connects", 0.5)
+    rep1.run(f"drbdadm -- --clear-bitmap new-current-uuid r0 && drbdadm primary r0 && {MKFS} /dev/drbd0"
+             " && mount /dev/drbd0 /var/vmail")
+    rep1.serve()
+    rate = throughput(rep1, messages, sessions, "drbd")
+
+    def take_over():
+        rep2.run("until drbdadm primary r0 2>/dev/null; do sleep 0.1; done; mount /dev/drbd0 /var/vmail")
+        rep2.serve()
+
+    return rate, failover(rep1, rep2, sessions, take_over, "drbd-failover")
+
+
+def split_brain(rep1: Guest, rep2: Guest) -> dict:
+    """rep1 comes back after its crash and resyncs from rep2; then both are made primary while
+    disconnected, each writes, and they reconnect."""
+    started = time.monotonic()
+    rep1.run("drbdadm up r0")
+    faults.wait_for(lambda: rep1.run("drbdadm dstate r0").strip() == "UpToDate/UpToDate", 600,
+                    "rep1 resyncs from rep2", 1)
+    resync = time.monotonic() - started
+    for guest in (rep1, rep2):
+        guest.run("drbdadm disconnect r0")
+    rep1.run("drbdadm primary r0 && mount /dev/drbd0 /var/vmail && touch /var/vmail/written-on-rep1 && sync")
+    rep2.run("touch /var/vmail/written-on-rep2 && sync")
+    for guest in (rep1, rep2):
+        guest.run("drbdadm connect r0")
+    time.sleep(5)
+    states = {guest.name: guest.run("drbdadm cstate r0").strip() for guest in (rep1, rep2)}
+    said = any("Split-Brain detected" in guest.run("dmesg") for guest in (rep1, rep2))
+    return {"comeback_resync_seconds": round(resync, 1), "connection_states": states, "detected": said,
+            "refused": all(state == "StandAlone" for state in states.values())}
+
+
+def main() -> int:
+    parser = arguments(__doc__)
+    parser.add_argument("--messages", type=int, default=1000, help="messages per storage (default 1000)")
+    parser.add_argument("--sessions", type=int, default=8, help="concurrent LMTP sessions (default 8)")
+    options = parser.parse_args()
+    lab = running_lab(options.inventory)
+    rep1, rep2 = guests = [Guest(lab, name, address) for name, address in GUESTS.items()]
+    try:
+        for guest in guests:
+            guest.boot()
+        with ThreadPoolExecutor() as pool:
+            list(pool.map(Guest.prepare, guests))
+        rates = {"local": measure_local(rep1, options.messages, options.sessions)}
+        rates["nfs"], nfs_crash = measure_nfs(rep1, rep2, options.messages, options.sessions)
+        reboot(rep1)
+        rates["drbd"], drbd_crash = measure_drbd(rep1, rep2, options.messages, options.sessions)
+        reboot(rep1)
+        brain = split_brain(rep1, rep2)
+    finally:
+        for guest in guests:
+            guest.remove()
+    print(f"{options.messages} messages of 4 KiB over {options.sessions} LMTP sessions, per storage of /var/vmail:")
+    print(f"{'storage':8} {'msg/s':>7} {'vs local':>9}")
+    for storage, rate in rates.items():
+        print(f"{storage:8} {rate:7.1f} {rate / rates['local']:9.2f}")
+    crashes = {"nfs": nfs_crash, "drbd": drbd_crash}
+    print(f"\n{'crash':8} {'takeover s':>11} {'acknowledged':>13} {'lost':>5}")
+    for storage, crash in crashes.items():
+        print(f"{storage:8} {crash['takeover_seconds']:11.2f} {crash['acknowledged']:13} {crash['lost']:5}")
+    print(f"\nDRBD: the crashed node came back and resynced in {brain['comeback_resync_seconds']} s;"
+          f" split brain detected: {brain['detected']}, refused: {brain['refused']} ({brain['connection_states']})")
+    write_json(options.json, {"messages": options.messages, "sessions": options.sessions, "msg_per_second": rates,
+                              "crash": crashes, "drbd_split_brain": brain})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
