@@ -64,12 +64,27 @@ def _make_lab(config: Config) -> None:
         keys.server_certificate(cert, key, ca, [f"{name}.{domain}", name, address])
 
 
+def lines(config: Config) -> set[str]:
+    """Every line of every file in the secrets folder that is long enough to hide."""
+    found = set()
+    for path in sorted(config.secrets_dir.rglob("*")):
+        if path.is_file():
+            found |= {line.strip() for line in path.read_text(errors="replace").splitlines()}
+    return {line for line in found if len(line) >= SHORTEST}
+
+
 def redact(config: Config, text: str) -> str:
     """``text`` with every line of every file in the secrets folder replaced by ``<secret>``:
     for what a tool says about a file that holds a secret (doveconf quoting a bad line)."""
-    for path in sorted(config.secrets_dir.rglob("*")):
-        if path.is_file():
-            for value in (line.strip() for line in path.read_text(errors="replace").splitlines()):
-                if len(value) >= SHORTEST:
-                    text = text.replace(value, HIDDEN)
+    for value in sorted(lines(config), key=len, reverse=True):
+        text = text.replace(value, HIDDEN)
     return text
+
+
+# What a host's checker says, with each line of the file named first replaced by HIDDEN (awk's
+# index() matches literally, whatever the line holds).
+REDACT_AWK = (
+    'FILENAME == ARGV[1] { hidden[++count] = $0; next }'
+    ' { for (i = 1; i <= count; i++) while ((at = index($0, hidden[i])) > 0)'
+    f' $0 = substr($0, 1, at - 1) "{HIDDEN}" substr($0, at + length(hidden[i])); print }}'
+)

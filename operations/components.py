@@ -85,13 +85,28 @@ def component_files(component: Component):
         yield f"install -d -m 700 {shlex.quote(posixpath.dirname(staged))}"
         yield FileUploadCommand(StringIO(content), staged, remote_temp_filename=f"{UPLOADS}/{component.name}.{index}")
     if component.check:
-        yield component.check.format(root=root)
+        listed = f"{root}.hidden"
+        staged = "".join(rendered.values())
+        hidden = sorted(line for line in secrets.lines(cluster_config()) if line in staged)
+        yield FileUploadCommand(StringIO("".join(f"{line}\n" for line in hidden)), listed,
+                                remote_temp_filename=f"{UPLOADS}/{component.name}.hidden")
+        yield hiding_secrets(component.check.format(root=root), listed)
     for managed in stale:
         target, new = shlex.quote(managed.path), shlex.quote(f"{managed.path}.mailstack-new")
         yield (
             f"install -D -m {managed.mode} -o {managed.user} -g {managed.group} {root}{managed.path} {new}"
             f" && mv -f {new} {target}"
         )
+
+
+def hiding_secrets(check: str, listed: str) -> str:
+    """``check``, which says nothing when it passes; when it fails, what it said with each line
+    of the file ``listed`` replaced by ``<secret>`` (a checker may quote the line it refuses,
+    a password's). The list is the staged files' own secrets, and is removed afterwards."""
+    return (
+        f'said=$(mktemp) && if ( {check} ) >"$said" 2>&1; then rm -f "$said" {listed};'
+        f' else awk {shlex.quote(secrets.REDACT_AWK)} {listed} "$said" >&2; rm -f "$said" {listed}; exit 1; fi'
+    )
 
 
 @operation(is_idempotent=True)

@@ -4,7 +4,9 @@ facts that decide whether they run."""
 import subprocess
 
 from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
+from mailstack import secrets
 from operations.apt_sources import add_component
+from operations.components import hiding_secrets
 from operations.shell_files import set_shell_variables
 
 
@@ -54,3 +56,22 @@ def test_shell_variables_are_set_once(tmp_path):
     sourced = subprocess.run([". " + str(zed_rc) + ' && echo "$ZED_EMAIL_ADDR|$ZED_NOTIFY_VERBOSE"'], shell=True,
                              capture_output=True, text=True, check=True).stdout
     assert sourced == "postmaster@example.com|a b\n"
+
+
+def test_a_failing_check_shows_what_it_said_without_the_secrets(tmp_path):
+    """A checker that quotes the line it refuses (doveconf does) must not print the password
+    in it: the deploy shows the checker's words with the staged files' secrets hidden."""
+    password = "s3cr3t-'$(x)\"-pw"
+    listed = tmp_path / "hidden"
+    listed.write_text(f"{password}\nan unrelated secret\n")
+    (tmp_path / "conf").write_text(f"doveadm_password = {password}\n")
+    check = f"echo bad line: $(cat {tmp_path / 'conf'}) >&2; exit 3"
+
+    failed = subprocess.run(["sh", "-c", hiding_secrets(check, str(listed))], capture_output=True, text=True)
+    assert failed.returncode == 1
+    assert failed.stderr == f"bad line: doveadm_password = {secrets.HIDDEN}\n"
+    assert not listed.exists()
+
+    listed.write_text(f"{password}\n")
+    passed = subprocess.run(["sh", "-c", hiding_secrets("true", str(listed))], capture_output=True, text=True)
+    assert (passed.returncode, passed.stdout, passed.stderr) == (0, "", "")
