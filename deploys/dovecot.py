@@ -26,9 +26,22 @@ def dovecot():
     # runs an operation on every host before the next), replicate every mailbox again.
     if len(cluster_config().hosts_in("mx")) > 1:
         server.shell(
-            name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'"],
+            name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'", SETTLE],
             _if=settings.did_change,
         )
+
+
+# Two hosts syncing one mailbox from both ends at once can fail it (a new cluster's first
+# deploy did), and it would wait 5 minutes for its retry: ask again for each failed mailbox
+# until none is queued or failed, for 2 minutes at most; what still fails, status and the
+# alerts report.
+SETTLE = (
+    "for attempt in $(seq 60); do status=$(doveadm -f tab replicator status '*' | tail -n +2);"
+    " failed=$(echo \"$status\" | awk -F '\\t' '$6 == \"y\" {print $1}');"
+    " queued=$(echo \"$status\" | awk -F '\\t' '$2 != \"none\" {print $1}');"
+    " [ -z \"$failed$queued\" ] && break;"
+    " echo \"$failed\" | xargs -r -n 1 doveadm replicator replicate -f; sleep 2; done"
+)
 
 
 def values(target: Target) -> dict:
