@@ -29,14 +29,19 @@ def test_monitoring_services_enabled_and_running(host, service):
     assert host.service(service).is_running
 
 
-def test_every_scrape_target_is_up(host, cluster):
+def settled(read, wanted):
+    """What ``read()`` returns once ``wanted`` holds of it, or its last answer after SETTLE
+    seconds: the first scrape or probe after a deploy or a DNS push can come up to 30 s late."""
     deadline = time.monotonic() + SETTLE
-    while True:
-        targets = prometheus_api(host, cluster, "targets")["activeTargets"]
-        down = {f"{t['labels']['job']} {t['scrapeUrl']}": t["lastError"] for t in targets if t["health"] != "up"}
-        if not down or time.monotonic() > deadline:
-            break
+    while not wanted(answer := read()) and time.monotonic() < deadline:
         time.sleep(5)
+    return answer
+
+
+def test_every_scrape_target_is_up(host, cluster):
+    targets = settled(lambda: prometheus_api(host, cluster, "targets")["activeTargets"],
+                      lambda targets: all(t["health"] == "up" for t in targets))
+    down = {f"{t['labels']['job']} {t['scrapeUrl']}": t["lastError"] for t in targets if t["health"] != "up"}
     assert down == {}
     scraped = {(t["labels"]["job"], t["labels"].get("host")) for t in targets}
     assert {("node", name) for name in cluster.hosts} <= scraped
@@ -55,7 +60,8 @@ def test_every_mx_host_reports_its_mail_services(host, cluster, query):
 
 
 def test_every_probe_through_the_virtual_ip_succeeds(host, cluster):
-    results = prometheus_api(host, cluster, "query?query=probe_success")["result"]
+    results = settled(lambda: prometheus_api(host, cluster, "query?query=probe_success")["result"],
+                      lambda results: all(result["value"][1] == "1" for result in results))
     failing = [result["metric"]["service"] for result in results if result["value"][1] != "1"]
     assert results and failing == []
 
