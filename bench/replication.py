@@ -2,9 +2,10 @@
 (Dovecot 2.4, Debian 13), measured side by side on two QEMU guests of the lab, each with a
 real kernel, in the same run.
 
-    make lab && .venv/bin/python bench/replication.py [--messages N] [--sessions S] [--json FILE]
+    make lab && .venv/bin/python bench/replication.py [--messages N] [--sessions S] [--release R]
 
-Two guests, rep1 and rep2, take mail with Dovecot's LMTP onto /var/vmail, which is in turn:
+Two guests, rep1 and rep2, of Debian 13 (or ``--release``), take mail with Dovecot's LMTP
+onto /var/vmail, which is in turn:
 
   local  ext4 on rep1's own disk: what one host of a dsync pair writes before replying
          (its replication to the peer runs afterwards, asynchronously)
@@ -44,7 +45,17 @@ BODY = ("x" * 76 + "\n") * 52  # about 4 KiB
 MKFS = "mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0"
 PACKAGES = "dovecot-core dovecot-lmtpd drbd-utils nfs-kernel-server"
 
-DOVECOT = """protocols = lmtp
+LMTP_LISTENER = """service lmtp {
+  inet_listener lmtp {
+    port = 24
+  }
+}
+log_path = /var/log/dovecot.log
+!include_try /etc/dovecot/nfs.conf
+"""
+# Dovecot's LMTP onto /var/vmail for any user, in each release's configuration language.
+DOVECOT = {
+    "bookworm": """protocols = lmtp
 listen = *
 ssl = no
 mail_location = maildir:/var/vmail/%d/%n/Maildir
@@ -57,14 +68,28 @@ userdb {
   driver = static
   args = uid=5000 gid=5000 home=/var/vmail/%d/%n
 }
-service lmtp {
-  inet_listener lmtp {
-    port = 24
-  }
+""" + LMTP_LISTENER,
+    "trixie": """dovecot_config_version = 2.4.1
+dovecot_storage_version = 2.4.1
+protocols = lmtp
+listen = *
+ssl = no
+mail_driver = maildir
+mail_path = ~/Maildir
+mail_home = /var/vmail/%{user | domain}/%{user | username}
+mail_uid = 5000
+mail_gid = 5000
+first_valid_uid = 5000
+postmaster_address = postmaster@bench.test
+passdb static {
+  driver = static
+  password = unused
 }
-log_path = /var/log/dovecot.log
-!include_try /etc/dovecot/nfs.conf
-"""
+userdb static {
+  driver = static
+}
+""" + LMTP_LISTENER,
+}
 # Dovecot's settings for mail on NFS when one server at a time uses a mailbox (its docs' "NFS"
 # page; mail_nfs_storage and mail_nfs_index are for several at once).
 NFS_SETTINGS = "mmap_disable = yes\nmail_fsync = always\n"
@@ -89,9 +114,9 @@ DRBD_HOST = "  on {name} {{ device /dev/drbd0; disk /dev/vdb; address {address}:
 class Guest:
     """One guest of this bench: booted on the lab's bridge, reached with the lab's key."""
 
-    def __init__(self, lab: Lab, name: str, address: str):
+    def __init__(self, lab: Lab, name: str, address: str, release: str):
         self.lab, self.name, self.address = lab, name, address
-        self.vm: VirtualMachine = lab.guest(name, address, MEMORY, disks=2, disk_size=DISK)
+        self.vm: VirtualMachine = lab.guest(name, address, release, MEMORY, disks=2, disk_size=DISK)
 
     def boot(self) -> None:
         self.vm.start(self.lab.settings.bridge)
@@ -120,7 +145,7 @@ class Guest:
             " && (getent passwd vmail || useradd -u 5000 -g 5000 -M -d /var/vmail vmail)"
             f" && mkdir -p /var/vmail {EXPORT} && modprobe drbd && modprobe nfsd"
         )
-        self.run(f"cat > /etc/dovecot/dovecot.conf <<'EOF'\n{DOVECOT}EOF")
+        self.run(f"cat > /etc/dovecot/dovecot.conf <<'EOF'\n{DOVECOT[self.vm.release]}EOF")
         hosts = "".join(DRBD_HOST.format(name=name, address=address) for name, address in GUESTS.items())
         self.run(f"cat > /etc/drbd.d/r0.res <<'EOF'\n{DRBD.format(hosts=hosts)}EOF")
 
@@ -226,6 +251,11 @@ def failover(rep1: Guest, rep2: Guest, sessions: int, take_over, tag: str) -> di
     return {"takeover_seconds": round(takeover, 2), "acknowledged": len(load.acknowledged), "lost": len(lost)}
 
 
+def versions(guest: Guest) -> dict:
+    kernel, dovecot, drbd = guest.run("uname -r; dovecot --version; modinfo -F version drbd").split("\n")[:3]
+    return {"kernel": kernel, "dovecot": dovecot.split()[0], "drbd": drbd}
+
+
 def reboot(guest: Guest) -> None:
     guest.boot()
     guest.wait_for_ssh()
@@ -299,14 +329,16 @@ def main() -> int:
     parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=1000, help="messages per storage (default 1000)")
     parser.add_argument("--sessions", type=int, default=8, help="concurrent LMTP sessions (default 8)")
+    parser.add_argument("--release", choices=sorted(DOVECOT), default="trixie", help="the guests' Debian release")
     options = parser.parse_args()
     lab = running_lab(options.inventory)
-    rep1, rep2 = guests = [Guest(lab, name, address) for name, address in GUESTS.items()]
+    rep1, rep2 = guests = [Guest(lab, name, address, options.release) for name, address in GUESTS.items()]
     try:
         for guest in guests:
             guest.boot()
         with ThreadPoolExecutor() as pool:
             list(pool.map(Guest.prepare, guests))
+        found = versions(rep1)
         rates = {"local": measure_local(rep1, options.messages, options.sessions)}
         rates["nfs"], nfs_crash = measure_nfs(rep1, rep2, options.messages, options.sessions)
         reboot(rep1)
@@ -316,6 +348,8 @@ def main() -> int:
     finally:
         for guest in guests:
             guest.remove()
+    print(f"Debian {options.release} guests: kernel {found['kernel']}, Dovecot {found['dovecot']},"
+          f" DRBD {found['drbd']}")
     print(f"{options.messages} messages of 4 KiB over {options.sessions} LMTP sessions, per storage of /var/vmail:")
     print(f"{'storage':8} {'msg/s':>7} {'vs local':>9}")
     for storage, rate in rates.items():
@@ -326,7 +360,8 @@ def main() -> int:
         print(f"{storage:8} {crash['takeover_seconds']:11.2f} {crash['acknowledged']:13} {crash['lost']:5}")
     print(f"\nDRBD: the crashed node came back and resynced in {brain['comeback_resync_seconds']} s;"
           f" split brain detected: {brain['detected']}, refused: {brain['refused']} ({brain['connection_states']})")
-    write_json(options.json, {"messages": options.messages, "sessions": options.sessions, "msg_per_second": rates,
+    write_json(options.json, {"release": options.release, "versions": found,
+                              "messages": options.messages, "sessions": options.sessions, "msg_per_second": rates,
                               "crash": crashes, "drbd_split_brain": brain})
     return 0
 

@@ -162,11 +162,11 @@ class Lab:
     def host(self, name: str) -> LabHost:
         return next(host for host in self.hosts if host.name == name)
 
-    def guest(self, name: str, address: str, memory: int, disks: int, disk_size: int) -> VirtualMachine:
+    def guest(self, name: str, address: str, release: str, memory: int, disks: int, disk_size: int) -> VirtualMachine:
         """A QEMU guest outside the inventory, on the lab's bridge with the lab's identity, for a
         bench that needs real kernels of its own. ``down`` stops it like any leftover host."""
         interface = ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
-        return VirtualMachine(name, interface, self._identity(), memory, disks, disk_size)
+        return VirtualMachine(name, interface, self._identity(), memory, disks, disk_size, release)
 
     def start(self, name: str) -> None:
         """Boot one stopped or crashed host again, as it was, and wait for its SSH."""

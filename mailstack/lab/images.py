@@ -171,7 +171,7 @@ def _install_zfs(root: Path, suite: str) -> None:
     # Only the suite debootstrap used: its headers match the installed kernel.
     (root / "etc/apt/sources.list").write_text(f"deb {mirror()} {suite} main contrib\n")
     _apt_install(root, ZFS, "--no-install-recommends")
-    if not (root / f"lib/modules/{release}/updates/dkms/zfs.ko").exists():
+    if not any((root / f"lib/modules/{release}/updates/dkms").glob("zfs.ko*")):  # trixie's DKMS: zfs.ko.xz
         raise LabError(f"DKMS built no ZFS module for the guest's kernel {release}; see {root}/var/lib/dkms")
 
 
