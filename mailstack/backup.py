@@ -46,6 +46,10 @@ MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
 """find(1) tests for Maildir's message files: empty mailboxes hold none."""
 RESTORE_AREA = "/var/tmp/mailstack-restore"
 """Where a restore unpacks an archive's mailbox on the mx host before importing it."""
+UID_MARGIN = 1_000_000
+"""How far ``restore --cluster`` moves every folder's next UID and highest modseq past the
+archive's: further than any folder counts between its archive and the disaster, so no UID that
+lost mail had (and clients may have cached) names another message under the same UIDVALIDITY."""
 STATE_PATHS = ("/etc/mailstack", "/etc/dovecot", "/etc/postfix", "/etc/rspamd", "/var/lib/rspamd/dkim",
                "/etc/letsencrypt")
 """What each mx host keeps besides mail: its configuration, DKIM keys, certificates and their
@@ -266,12 +270,36 @@ class ClusterRestored:
     seconds: float
 
 
+def past_the_archive(states: dict[str, list[dict]]) -> str:
+    """The shell commands that move each folder of ``states`` (``mailboxes.states``) ``UID_MARGIN``
+    past its next UID and highest modseq; a folder's GUID and UIDVALIDITY stay as they are."""
+    return "".join(
+        f"doveadm mailbox update -u {shlex.quote(user)} --min-next-uid {int(found['uidnext']) + UID_MARGIN}"
+        f" --min-highest-modseq {int(found['highestmodseq']) + UID_MARGIN} -- {shlex.quote(found['mailbox'])}\n"
+        for user, folders in states.items() for found in folders)
+
+
+def _move_past_the_archive(config: Config, hosts: list[str]) -> None:
+    """``past_the_archive`` on every host, with the same figures: read on the first host, whose
+    archive every host unpacked. Dovecot answers doveadm only while it runs, and a running
+    Dovecot replicates, so each host runs it alone in turn. (A new UIDVALIDITY instead would
+    give each host its own folder GUIDs, which replication refuses.)"""
+    commands = ""
+    for host in hosts:
+        on_host(config, host, "systemctl start dovecot")
+        try:
+            commands = commands or past_the_archive(mailboxes.states(config, host, [u.address for u in config.users]))
+            on_host(config, host, "sh -es", input=commands.encode())
+        finally:
+            on_host(config, host, "systemctl stop dovecot")
+
+
 def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestored:
     """Rebuild every mailbox on mx hosts that lost theirs (new, empty hosts after a disaster):
     each host unpacks /var/vmail from the same archive at once, with Postfix and Dovecot
-    stopped meanwhile, and Dovecot checks every index; both hosts then hold the same mailboxes,
-    which replication finds in sync. Hosts that still hold mail are refused: restore one user
-    instead."""
+    stopped meanwhile; every folder's next UID moves past the archive's, and Dovecot checks every
+    index. Both hosts then hold the same mailboxes, which replication finds in sync. Hosts that
+    still hold mail are refused: restore one user instead."""
     started = time.monotonic()
     hosts = config.hosts_in("mx")
     for host in hosts:
@@ -283,13 +311,16 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     on_every_host(config, hosts, "systemctl stop postfix dovecot")
     on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} var/vmail")
+    _move_past_the_archive(config, hosts)
     on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
     # A replicator that started before its peer listened marked every user failed, and would
     # try them again only after 5 minutes: now that all listen, every user is synced at once.
     on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
-    held = {host: {user.address: mailboxes.index(config, host, user.address) for user in config.users}
-            for host in hosts}
-    if differing := [user.address for user in config.users if len({str(held[h][user.address]) for h in hosts}) > 1]:
+    users = [user.address for user in config.users]
+    held = {host: {user: mailboxes.index(config, host, user) for user in users} for host in hosts}
+    folders = {host: {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"]) for f in found)
+                      for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
+    if differing := [user for user in users if len({str((held[h][user], folders[h][user])) for h in hosts}) > 1]:
         raise BackupError(f"after the restore the mx hosts hold different mail for {', '.join(differing)}")
     size = on_host(config, hosts[0], "du -sb /var/vmail").split()[0]
     messages = sum(sum(found.values()) for found in held[hosts[0]].values())

@@ -4,6 +4,7 @@ a restored copy) hold the same mail when these agree."""
 
 import hashlib
 import json
+import re
 import shlex
 from collections import Counter
 from typing import NamedTuple
@@ -59,6 +60,26 @@ def index(config: Config, host: str, user: str) -> Counter:
     the messages: enough to tell two copies of the same store apart cheaply."""
     return Counter((fetched["mailbox"], fetched["guid"], _flags(fetched))
                    for fetched in fetch(config, host, user, "mailbox guid flags"))
+
+
+SPACE = re.compile(r"\s*")
+STATE = "guid uidvalidity uidnext highestmodseq"
+"""What ``states`` reads of each folder: two copies of a mailbox replicate only when their
+folders' GUIDs and UIDVALIDITY agree."""
+
+
+def states(config: Config, host: str, users: list[str]) -> dict[str, list[dict]]:
+    """Each folder of each of ``users`` on ``host`` that exists on disk (not a parent that holds
+    only folders) with its name (``mailbox``) and ``STATE`` as ``doveadm mailbox status`` reads
+    them, as strings; in one SSH session."""
+    script = "".join(f"doveadm -f json mailbox status -u {shlex.quote(user)} '{STATE}' '*'\n" for user in users)
+    result = ssh.run(config, host, "sh -es", input=script.encode(), timeout=600)
+    if result.returncode != 0:
+        raise MailboxError(f"{host}: doveadm mailbox status failed: {result.stderr.decode().strip()[-300:]}")
+    text, decoder, found, at = result.stdout.decode(), json.JSONDecoder(), {}, 0
+    for user in users:  # one JSON list per user, one after the other
+        found[user], at = decoder.raw_decode(text, SPACE.match(text, at).end())
+    return found
 
 
 def digests(config: Config, host: str, user: str, query: str = "all", location: str | None = None) -> Counter:

@@ -6,6 +6,7 @@ damaged segment are named."""
 
 import imaplib
 import json
+import re
 import time
 from collections import Counter
 
@@ -158,20 +159,35 @@ def test_a_damaged_segment_fails_the_check_which_names_it(lab, backed_up, capfd)
     assert main(["backup", "check", "-i", inventory(lab)]) == 0
 
 
+def appended(vip, subject: str) -> tuple[int, int]:
+    """A new message in bob's INBOX: the folder's UIDVALIDITY and the message's UID (APPENDUID)."""
+    mail = message(vip.user("alice"), bob(vip), subject)
+    with vip.imap("bob") as imap:
+        _, said = imap.append("INBOX", "", imaplib.Time2Internaldate(time.time()), mail.as_bytes())
+    validity, uid = re.search(rb"APPENDUID (\d+) (\d+)", said[0]).groups()
+    return int(validity), int(uid)
+
+
 def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, backed_up, capsys):
     """Both mx hosts lose /var/vmail; restore --cluster brings every mailbox back from the last
-    backup, the same on both, and replication carries on. (Each host's mail is kept aside and put
-    back should the restore fail, so the lab stays whole for the tests after this one.)"""
+    backup, the same on both, and replication carries on. A UID that mail lost with the disaster
+    had is never given again. (Each host's mail is kept aside and put back should the restore
+    fail, so the lab stays whole for the tests after this one.)"""
     users = [user.address for user in lab.config.users]
     hosts = lab.config.hosts_in("mx")
 
     def held(host: str) -> dict:
         return {user: mailboxes.digests(lab.config, host, user) for user in users}
 
+    def folders(host: str) -> dict:
+        return {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"], f["uidnext"]) for f in found)
+                for user, found in mailboxes.states(lab.config, host, users).items()}
+
     # The backup reads the standby, which replication may not have brought level yet
     wait_for(lambda: held(hosts[0]) == held(hosts[1]), 60, "both mx hosts hold the same mail")
     before = held(hosts[0])
     assert main(["backup", "run", "-i", inventory(lab)]) == 0
+    validity, lost_uid = appended(vip, "drill: after the last backup, lost with the cluster")
     for command in ("systemctl stop postfix dovecot",
                     "mv /var/vmail /var/vmail.drill && install -d -o vmail -g vmail -m 750 /var/vmail",
                     "systemctl start dovecot postfix"):
@@ -192,6 +208,12 @@ def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, back
     for host in hosts:  # each message as often as before; mail may have arrived since (alerts to the postmaster)
         now = held(host)
         assert {user: Counter({m: now[user][m] for m in found}) for user, found in before.items()} == before, host
+    after = appended(vip, "drill: after the restore")
+    assert after[0] == validity and after[1] > lost_uid
+    wait_for(lambda: mailboxes.fetch(lab.config, hosts[1], bob(vip), "uid", f"mailbox INBOX uid {after[1]}"), 60,
+             f"{hosts[1]} holds the message delivered after the restore")
+    wait_for(lambda: folders(hosts[0]) == folders(hosts[1]), 60,
+             "both mx hosts' folders have the same GUID, UIDVALIDITY and next UID after the restore")
     wait_for(lambda: "\ty" not in ssh(lab, "mx1", "doveadm -f tab replicator status '*'"), 60,
              "replication works for every user after the restore")
 

@@ -1,6 +1,7 @@
 """The parts of ``mailstack backup`` that need no host: which archive a time chooses, which
 messages a restore puts back, and what the command refuses before touching any host."""
 
+import subprocess
 from collections import Counter
 from datetime import datetime
 
@@ -34,6 +35,20 @@ def test_only_messages_no_longer_there_come_back_and_a_copy_counts_once():
     assert backups._missing(backed_up, live) == [(lost, 2), (twice, 4)]
     assert backups._by_folder([(lost, 2), (twice, 4), (Message("Other", "", "d"), 9)]) == {"Projects": "2,4",
                                                                                            "Other": "9"}
+
+
+def test_a_cluster_restore_moves_every_folder_past_the_archive_whatever_its_name():
+    odd = "-x'; touch /tmp/owned; echo \"$(id)\" `id`"
+    states = {"bob@mailstack.test": [{"mailbox": "INBOX", "uidnext": "9", "highestmodseq": "14"},
+                                     {"mailbox": odd, "uidnext": "1", "highestmodseq": "1"}]}
+    doveadm = "doveadm() { printf '%s|' \"$@\"; echo; }\n"  # each argument as doveadm would get it
+    said = subprocess.run(["sh", "-es"], input=doveadm + backups.past_the_archive(states), capture_output=True,
+                          text=True, check=True).stdout.splitlines()
+    margin = backups.UID_MARGIN
+    assert said == [f"mailbox|update|-u|bob@mailstack.test|--min-next-uid|{9 + margin}|--min-highest-modseq|"
+                    f"{14 + margin}|--|INBOX|",
+                    f"mailbox|update|-u|bob@mailstack.test|--min-next-uid|{1 + margin}|--min-highest-modseq|"
+                    f"{1 + margin}|--|{odd}|"]
 
 
 @pytest.mark.parametrize("arguments, says", [
