@@ -436,10 +436,10 @@ def lab(args) -> int:
 def staging(args) -> int:
     """Staging on Vagrant VMs (libvirt): build the local box, bring the VMs up or down, or rebuild
     and verify the whole staging (docs/staging.md)."""
-    if args.action == "box":
-        print(staging_box.build())
-        return 0
     the_staging = Staging(load_for(args.inventory))
+    if args.action == "box":
+        print(staging_box.build(the_staging.config.cluster.release))
+        return 0
     if args.action == "rebuild":
         return the_staging.rebuild(str(Path(args.inventory).resolve()))
     getattr(the_staging, args.action)()

@@ -1,11 +1,11 @@
 """Staging on Vagrant VMs (libvirt), from a configuration such as ``inventories/staging.yml``.
 
-``up`` starts what libvirt needs on this machine, builds and adds the local box when
-``MAILSTACK_BOX`` names it, runs ``vagrant up``, records the host keys the VMs made for the
-inventory's known_hosts, and runs the apt proxy when the configuration's ``apt_proxy`` is this
-machine's address in the private network. ``down`` destroys the VMs and all that ``up``
-started, then checks that libvirt holds nothing of them. ``rebuild`` is down, up, the deploy
-and ``mailstack verify``.
+``up`` starts what libvirt needs on this machine, builds and adds the local box of the
+staging's Debian release when ``MAILSTACK_BOX`` names it, runs ``vagrant up``, records the
+host keys the VMs made for the inventory's known_hosts, and runs the apt proxy when the
+configuration's ``apt_proxy`` is this machine's address in the private network. ``down``
+destroys the VMs and all that ``up`` started, then checks that libvirt holds nothing of them.
+``rebuild`` is down, up, the deploy and ``mailstack verify``.
 """
 
 import ipaddress
@@ -24,7 +24,6 @@ from . import box, libvirt
 
 FOLDER = STATE / "staging"
 PREFIX = "mailstack-"  # of the Vagrantfile's domains and networks, and of the local box's volume
-BOX_VOLUME = box.NAME.replace("/", "-VAGRANTSLASH-")
 
 
 class Staging:
@@ -42,6 +41,12 @@ class Staging:
             "VAGRANT_DOTFILE_PATH": str(PROJECT / ".vagrant" / self.config.cluster.name),
         }
 
+    @property
+    def local_box(self) -> str:
+        """The box built here for the staging's release; it serves every VM (the Vagrantfile
+        gives each host the public box of its own release only without ``MAILSTACK_BOX``)."""
+        return box.name(self.config.cluster.release)
+
     def vagrant(self, *arguments: str) -> None:
         """A vagrant command, its output in the log (its progress bars would flood a terminal)."""
         FOLDER.mkdir(parents=True, exist_ok=True)
@@ -56,8 +61,8 @@ class Staging:
 
     def up(self) -> None:
         libvirt.start()
-        if os.environ.get("MAILSTACK_BOX") == box.NAME:
-            box.add()
+        if os.environ.get("MAILSTACK_BOX") == self.local_box:
+            box.add(self.config.cluster.release)
         secrets.make(self.config)
         names = list(self.config.hosts)
         with _phase(f"vagrant up: {len(names)} VMs ({', '.join(names)}); its output goes to {self.log}"):
@@ -72,7 +77,7 @@ class Staging:
         with _phase("vagrant destroy"):
             self.vagrant("destroy", "--force")
         for pool, volume in libvirt.volumes():
-            if volume.startswith(BOX_VOLUME):
+            if volume.startswith(box.VOLUME_PREFIX):
                 libvirt.virsh("vol-delete", "--pool", pool, volume)
         proxy.stop(FOLDER / "proxy")
         left = libvirt.leftovers(PREFIX)

@@ -1,11 +1,11 @@
 """The local Vagrant box: Debian for libvirt, built here from the lab's VM image.
 
 No box can be downloaded on a machine without Internet, so this makes one like the public
-``debian/bookworm64``: user ``vagrant`` with passwordless sudo and Vagrant's insecure key,
-sshd, python3, DHCP on every interface, and a partitioned disk that boots by itself
-(extlinux). Like the lab's images it carries the Debian packages of every component, so
-that a deploy under TCG does not unpack them on each VM; the deploy still asks apt for
-them, as on the public box.
+``debian/bookworm64`` (``debian/trixie64`` for a staging on Debian 13): user ``vagrant``
+with passwordless sudo and Vagrant's insecure key, sshd, python3, DHCP on every interface,
+and a partitioned disk that boots by itself (extlinux). Like the lab's images it carries the
+Debian packages of every component, so that a deploy under TCG does not unpack them on each
+VM; the deploy still asks apt for them, as on the public box.
 """
 
 import json
@@ -16,8 +16,9 @@ from pathlib import Path
 from ..lab import images
 from ..lab.system import STATE, progress, run, unmount_below
 
-NAME = f"mailstack/{images.SUITE}64"
 BOXES = STATE / "boxes"
+VOLUME_PREFIX = "mailstack-VAGRANTSLASH-"
+"""How libvirt's pool names its copies of the local boxes."""
 DISK_SIZE = 20 << 30  # what the VM sees; the qcow2 image holds only what is written
 PARTITION = 1 << 20  # the root partition's offset: the usual first MiB for the boot code
 KERNEL_OPTIONS = "root=/dev/vda1 rw console=ttyS0 net.ifnames=0"
@@ -44,29 +45,36 @@ def vagrant_home() -> Path:
     return Path(os.environ.get("VAGRANT_HOME", Path.home() / ".vagrant.d"))
 
 
-def added() -> bool:
+def name(release: str) -> str:
+    """The local box of a Debian release, named like the public one (``debian/<release>64``)."""
+    return f"mailstack/{release}64"
+
+
+def added(release: str) -> bool:
     """Whether Vagrant holds the box of the current recipe."""
-    recipe = vagrant_home() / "boxes" / NAME.replace("/", "-VAGRANTSLASH-") / "0" / "libvirt" / "recipe"
+    recipe = vagrant_home() / "boxes" / name(release).replace("/", "-VAGRANTSLASH-") / "0" / "libvirt" / "recipe"
     return recipe.exists() and recipe.read_text() == images.RECIPE
 
 
-def add() -> None:
-    """Build the box if its recipe changed and give it to Vagrant under ``NAME``."""
-    if not added():
-        run("vagrant", "box", "add", "--force", "--name", NAME, build())
+def add(release: str) -> None:
+    """Build the box if its recipe changed and give it to Vagrant."""
+    if not added(release):
+        run("vagrant", "box", "add", "--force", "--name", name(release), build(release))
 
 
-def build() -> Path:
-    box = BOXES / f"{images.SUITE}64-{images.RECIPE}.box"
+def build(release: str) -> Path:
+    box = BOXES / f"{release}64-{images.RECIPE}.box"
     if box.exists():
         return box
-    work = BOXES / "partial"
+    work = BOXES / f"partial-{release}"
     unmount_below(work)
-    shutil.rmtree(BOXES, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    for stale in BOXES.glob(f"{release}64-*.box"):
+        stale.unlink()
     work.mkdir(parents=True)
-    progress(f"building the Vagrant box {NAME} from the lab's VM image (once; minutes)")
+    progress(f"building the Vagrant box {name(release)} from the lab's VM image (once; minutes)")
     tree = work / "root"
-    _overlay(images.vm_image(), work, tree)
+    _overlay(images.vm_image(release), work, tree)
     try:
         images.preload(tree, [*images.CONTAINER_PRELOAD, "sudo"])
         _make_vagrant_host(tree)

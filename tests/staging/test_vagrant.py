@@ -11,12 +11,10 @@ import sys
 import pytest
 
 from mailstack.inventory import load_for
-from mailstack.staging import FOLDER, Staging, box, libvirt
+from mailstack.staging import FOLDER, Staging, libvirt
 from tests.support import PROJECT, changes, deploy
 
 INVENTORY = PROJECT / "inventories" / "staging-small.py"
-# What `make staging-small` sets: the box built here, and TCG (KVM does not work for guests here).
-ENVIRONMENT = {"MAILSTACK_BOX": box.NAME, "MAILSTACK_LIBVIRT_DRIVER": "qemu"}
 
 pytestmark = pytest.mark.staging
 
@@ -26,8 +24,9 @@ def staging():
     if os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("libvirtd"):
         pytest.skip("Vagrant staging needs root, vagrant and libvirt (.ci/install installs them)")
     saved = dict(os.environ)
-    os.environ.update(ENVIRONMENT)
     the_staging = Staging(load_for(INVENTORY))
+    # As `make staging` is run here: the box built here, and TCG (KVM does not work for guests here)
+    os.environ.update({"MAILSTACK_BOX": the_staging.local_box, "MAILSTACK_LIBVIRT_DRIVER": "qemu"})
     the_staging.own_daemons = [daemon for daemon in libvirt.DAEMONS if not libvirt.pid(daemon)]
     try:
         the_staging.down()  # a staging left by an interrupted run

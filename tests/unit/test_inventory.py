@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mailstack.inventory import load_for
 
@@ -32,18 +33,38 @@ def test_vagrantfile_is_valid():
     subprocess.run(["vagrant", "validate"], cwd=PROJECT, check=True, capture_output=True)
 
 
+def vagrant_machines(source: Path, **environment: str) -> dict:
+    """The machines the Vagrantfile defines for the configuration at ``source``."""
+    unset = {name: value for name, value in os.environ.items() if name != "MAILSTACK_BOX"}
+    result = subprocess.run(
+        ["ruby", Path(__file__).parent / "vagrant" / "machines.rb", PROJECT / "Vagrantfile"],
+        capture_output=True, text=True, check=True, env={**unset, "MAILSTACK_STAGING": str(source), **environment},
+    )
+    return json.loads(result.stdout)
+
+
 @pytest.mark.parametrize("staging", ["staging", "staging-small"])
 def test_vagrant_machines_are_the_staging_inventory(staging):
     """The Vagrantfile makes the machines of the configuration MAILSTACK_STAGING names."""
     config = load_for(PROJECT / "inventories" / f"{staging}.py")
-    result = subprocess.run(
-        ["ruby", Path(__file__).parent / "vagrant" / "machines.rb", PROJECT / "Vagrantfile"],
-        capture_output=True, text=True, check=True, env={**os.environ, "MAILSTACK_STAGING": str(config.source)},
-    )
-    machines = json.loads(result.stdout)
+    machines = vagrant_machines(config.source)
     assert {name: machine["ip"] for name, machine in machines.items()} == {
         name: str(host.address) for name, host in config.hosts.items()
     }
     for name, machine in machines.items():
         disks = 4 if "storage" in config.hosts[name].groups else 0
         assert machine["libvirt"]["disks"] == machine["virtualbox"]["disks"] == disks
+
+
+def test_each_vm_boots_the_box_of_its_release_unless_one_is_named(tmp_path):
+    """Debian's public box of the host's release (the cluster's unless the host has its own);
+    MAILSTACK_BOX (the box built here) serves every VM."""
+    staging = yaml.safe_load((PROJECT / "inventories" / "staging-small.yml").read_text())
+    staging["cluster"]["release"] = "trixie"
+    staging["hosts"]["lb1"]["release"] = "bookworm"
+    source = tmp_path / "staging.yml"
+    source.write_text(yaml.safe_dump(staging))
+    assert {name: machine["box"] for name, machine in vagrant_machines(source).items()} == {
+        "lb1": "debian/bookworm64", "mx1": "debian/trixie64"}
+    named = vagrant_machines(source, MAILSTACK_BOX="mailstack/trixie64")
+    assert {machine["box"] for machine in named.values()} == {"mailstack/trixie64"}

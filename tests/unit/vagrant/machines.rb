@@ -1,6 +1,6 @@
 # Loads the Vagrantfile with a recording stand-in for Vagrant's configuration API and
 # prints the machines it defines as JSON:
-# {name: {hostname:, ip:, libvirt: {memory:, disks:}, virtualbox: {memory:, disks:}}}.
+# {name: {box:, hostname:, ip:, libvirt: {memory:, disks:}, virtualbox: {memory:, disks:}}}.
 require "json"
 
 # Accepts and ignores any setting it is not asked about.
@@ -29,6 +29,10 @@ class Machine < Anything
   end
 
   def vm = self
+
+  def box=(name)
+    @record["box"] = name
+  end
 
   def hostname=(name)
     @record["hostname"] = name
