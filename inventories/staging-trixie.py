@@ -1,5 +1,0 @@
-"""pyinfra inventory: hosts, groups and their data come from staging-trixie.yml beside this file."""
-
-from mailstack.inventory import groups_for
-
-globals().update(groups_for(__file__))
