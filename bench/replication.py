@@ -37,6 +37,7 @@ from bench.common import arguments, running_lab, write_json  # noqa: E402
 from mailstack.lab import Lab  # noqa: E402
 from mailstack.lab.hosts import VirtualMachine  # noqa: E402
 from mailstack.lab.proxy import PORT as PROXY_PORT  # noqa: E402
+from mailstack.lab.system import progress  # noqa: E402
 from tests.lab import faults  # noqa: E402
 
 GUESTS = {"rep1": "10.77.0.35", "rep2": "10.77.0.36"}
@@ -220,10 +221,12 @@ def deliver(lmtp: smtplib.LMTP, user: int, message_id: str) -> None:
 def throughput(guest: Guest, messages: int, sessions: int, tag: str) -> float:
     """Messages per second, after a first message (which waits out an NFS server's grace period)."""
     first_delivery(guest, time.monotonic(), f"{tag}-first")
+    progress(f"{tag}: {messages} messages over {sessions} LMTP sessions")
     with Deliveries(guest.address, sessions, tag, messages) as run:
         run.join()
     if run.errors or len(run.acknowledged) != messages:
         raise RuntimeError(f"{tag}: {len(run.acknowledged)} of {messages} delivered: {run.errors[:3]}")
+    progress(f"{tag}: {messages / run.seconds:.1f} msg/s")
     return messages / run.seconds
 
 
@@ -241,6 +244,7 @@ def first_delivery(guest: Guest, since: float, message_id: str) -> float:
 def failover(rep1: Guest, rep2: Guest, sessions: int, take_over, tag: str) -> dict:
     """Crash rep1 while it takes mail, let ``take_over`` make rep2 serve, and count what rep1
     had acknowledged that rep2 does not hold."""
+    progress(f"{tag}: rep1 crashes under load, rep2 takes over")
     with Deliveries(rep1.address, sessions, tag) as load:
         faults.wait_for(lambda: len(load.acknowledged) >= 100, 300, f"{tag}: mail before the crash", 0.2)
         crashed = time.monotonic()
@@ -307,6 +311,7 @@ def measure_drbd(rep1: Guest, rep2: Guest, messages: int, sessions: int) -> tupl
 def split_brain(rep1: Guest, rep2: Guest) -> dict:
     """rep1 comes back after its crash and resyncs from rep2; then both are made primary while
     disconnected, each writes, and they reconnect."""
+    progress("drbd: rep1 comes back and resyncs; then a split brain")
     started = time.monotonic()
     rep1.run("drbdadm up r0")
     faults.wait_for(lambda: rep1.run("drbdadm dstate r0").strip() == "UpToDate/UpToDate", 600,
@@ -334,6 +339,7 @@ def main() -> int:
     lab = running_lab(options.inventory)
     rep1, rep2 = guests = [Guest(lab, name, address, options.release) for name, address in GUESTS.items()]
     try:
+        progress(f"booting rep1 and rep2 (Debian {options.release}), then installing Dovecot, DRBD and NFS")
         for guest in guests:
             guest.boot()
         with ThreadPoolExecutor() as pool:
