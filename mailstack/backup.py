@@ -279,7 +279,7 @@ def past_the_archive(states: dict[str, list[dict]]) -> str:
         for user, folders in states.items() for found in folders)
 
 
-def _move_past_the_archive(config: Config, hosts: list[str]) -> None:
+def _move_past_the_archive(config: Config, hosts: list[str], users: list[str]) -> None:
     """``past_the_archive`` on every host, with the same figures: read on the first host, whose
     archive every host unpacked. Dovecot answers doveadm only while it runs, and a running
     Dovecot replicates, so each host runs it alone in turn. (A new UIDVALIDITY instead would
@@ -288,7 +288,7 @@ def _move_past_the_archive(config: Config, hosts: list[str]) -> None:
     for host in hosts:
         on_host(config, host, "systemctl start dovecot")
         try:
-            commands = commands or past_the_archive(mailboxes.states(config, host, [u.address for u in config.users]))
+            commands = commands or past_the_archive(mailboxes.states(config, host, users))
             on_host(config, host, "sh -es", input=commands.encode())
         finally:
             on_host(config, host, "systemctl stop dovecot")
@@ -302,6 +302,7 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     still hold mail are refused: restore one user instead."""
     started = time.monotonic()
     hosts = config.hosts_in("mx")
+    users = [user.address for user in config.users]
     for host in hosts:
         if held := on_host(config, host, f"find /var/vmail {MESSAGE_FILES} -print | head -n 3").split():
             raise BackupError(f"{host}: /var/vmail still holds mail ({', '.join(held)}): restore --cluster"
@@ -311,12 +312,11 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     on_every_host(config, hosts, "systemctl stop postfix dovecot")
     on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} var/vmail")
-    _move_past_the_archive(config, hosts)
+    _move_past_the_archive(config, hosts, users)
     on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
     # A replicator that started before its peer listened marked every user failed, and would
     # try them again only after 5 minutes: now that all listen, every user is synced at once.
     on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
-    users = [user.address for user in config.users]
     held = {host: {user: mailboxes.index(config, host, user) for user in users} for host in hosts}
     folders = {host: {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"]) for f in found)
                       for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
