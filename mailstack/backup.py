@@ -44,6 +44,7 @@ AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
 """Seconds since each mx host's last good backup, as ``mailstack status`` asks Prometheus."""
 MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
 """find(1) tests for Maildir's message files: empty mailboxes hold none."""
+VMAIL = "/var/vmail"
 RESTORE_AREA = "/var/tmp/mailstack-restore"
 """Where a restore unpacks an archive's mailbox on the mx host before importing it."""
 UID_MARGIN = 1_000_000
@@ -73,6 +74,17 @@ def repository_url(config: Config) -> str:
 def standby(config: Config) -> str:
     """The mx host that takes the backups: the one HAProxy uses only when the first fails."""
     return config.hosts_in("mx")[-1]
+
+
+def vmail_dataset(config: Config, name: str) -> str | None:
+    """The ZFS dataset mounted on /var/vmail of host ``name``, if any: its backups read a
+    snapshot of it, every mailbox as it was at one instant, not folders read minutes apart."""
+    storage = config.hosts[name].storage
+    if storage is None or storage.zfs is None:
+        return None
+    zfs = storage.zfs
+    return next((f"{zfs.pool}/{dataset.name}" for dataset in zfs.datasets if str(dataset.mount_point) == VMAIL),
+                None)
 
 
 def known_host_lines(config: Config, review: bool = False) -> str:

@@ -27,7 +27,8 @@ def test_haproxy_sees_every_backend_up(host, cluster):
     expected = [(service.name, backend) for service in SERVICES for backend in cluster.hosts_in("mx")]
     for _ in range(SETTLE_READS):
         servers = haproxy.servers(host.check_output(haproxy.SHOW_STAT))
-        not_up = {key: _state(servers.get(key)) for key in expected if _state(servers.get(key)) != "UP"}
+        states = {key: _state(servers.get(key)) for key in expected}
+        not_up = {key: state for key, state in states.items() if state != "UP"}
         if not not_up:
             return
         time.sleep(1)

@@ -8,11 +8,14 @@ from datetime import datetime
 import pytest
 
 from mailstack import backup as backups
+from mailstack import secrets
 from mailstack.cli import main
 from mailstack.config import ConfigError
 from mailstack.inventory import load_for
 from mailstack.mailboxes import Message
-from tests.support import LAB_INVENTORY
+from mailstack.render import render_host
+from mailstack.services import TEXTFILES
+from tests.support import LAB_INVENTORY, PROJECT
 
 ARCHIVES = [backups.Archive(f"mail-2026-12-02T{hour:02}:00:00-mx2", datetime(2026, 12, 2, hour)) for hour in (8, 9, 10)]
 
@@ -75,3 +78,44 @@ def test_the_backup_hosts_key_must_be_known(tmp_path):
     with pytest.raises(ConfigError, match="SSH host key of backup host bak1 .* is not in"):
         backups.known_host_lines(config)
     assert backups.known_host_lines(config, review=True).startswith("# MISSING")
+
+
+STUBS = {  # each logs its arguments; zfs and mount keep their state in marker files
+    "zfs": 'case "$1" in snapshot) touch "$STATE/snap" ;; list) [ -e "$STATE/snap" ] ;;'
+           ' destroy) rm "$STATE/snap" ;; esac',
+    "mount": 'touch "$STATE/mounted"',
+    "umount": 'rm "$STATE/mounted"',
+    "mountpoint": '[ -e "$STATE/mounted" ]',
+    "borg": 'case "$1" in create) echo "in $PWD" >> "$STATE/log"; echo {}; exit "$BORG_STATUS" ;; esac',
+}
+
+
+@pytest.mark.parametrize("borg_status", [0, 2])
+def test_a_zfs_host_backs_up_a_snapshot_and_always_lets_it_go(borg_status, tmp_path):
+    """mx2 of the staging keeps /var/vmail on ZFS: borg reads a read-only snapshot mounted
+    where the archive still names it var/vmail, and the snapshot goes whether borg succeeded."""
+    config = load_for(PROJECT / "inventories" / "staging.py")
+    secrets.make(config)
+    assert render_host(config, "mx2", tmp_path / "mx2")
+    script = (tmp_path / "mx2" / backups.SCRIPT.lstrip("/")).read_text()
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    for folder in (bin_dir, state, tmp_path / "settings", tmp_path / "metrics"):
+        folder.mkdir()
+    (tmp_path / "settings" / "borg.env").write_text("")
+    for name, body in STUBS.items():
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "$STATE/log"\n{body}\n')
+        (bin_dir / name).chmod(0o755)
+    script = (script.replace(backups.SETTINGS, str(tmp_path / "settings"))
+              .replace(TEXTFILES, str(tmp_path / "metrics")).replace("/run/mailstack-backup", str(tmp_path / "run")))
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "STATE": str(state), "BORG_STATUS": str(borg_status)}
+    subprocess.run(["bash", "-s", "run"], input=script, text=True, env=env, capture_output=True)
+    log = (state / "log").read_text().splitlines()
+    snapshot, mounted = "tank/vmail@mailstack-backup", str(tmp_path / "run" / "var" / "vmail")
+    steps = [line for line in log if not line.startswith("borg ") or line.startswith("borg create ")]
+    create = next(line for line in steps if line.startswith("borg create "))
+    assert steps[steps.index(f"zfs snapshot {snapshot}"):] == [
+        f"zfs snapshot {snapshot}", f"mount -t zfs -o ro {snapshot} {mounted}", create, f"in {tmp_path / 'run'}",
+        f"mountpoint -q {mounted}", f"umount {mounted}", f"zfs list -H -o name {snapshot}", f"zfs destroy {snapshot}",
+    ]
+    assert " var/vmail " in create
+    assert not (state / "snap").exists() and not (state / "mounted").exists()

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mailstack.config.checks import LAB_GROUPS
+from mailstack.config.model import GROUPS
 from mailstack.inventory import load_for
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -68,3 +70,12 @@ def test_each_vm_boots_the_box_of_its_release_unless_one_is_named(tmp_path):
         "lb1": "debian/bookworm64", "mx1": "debian/trixie64"}
     named = vagrant_machines(source, MAILSTACK_BOX="mailstack/trixie64")
     assert {machine["box"] for machine in named.values()} == {"mailstack/trixie64"}
+
+
+def test_a_vm_of_any_group_gets_memory(tmp_path):
+    """Every group a staging host may be in (the lab's own services aside) sizes its VM."""
+    staging = yaml.safe_load((PROJECT / "inventories" / "staging-small.yml").read_text())
+    staging["hosts"]["lb1"]["groups"] = sorted(set(GROUPS) - LAB_GROUPS)
+    source = tmp_path / "staging.yml"
+    source.write_text(yaml.safe_dump(staging))
+    assert vagrant_machines(source)["lb1"]["libvirt"]["memory"] == 2048
