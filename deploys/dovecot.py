@@ -5,11 +5,18 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from deploys.common import configured_service
-from mailstack import certificates, mailboxes, migration, services
+from mailstack import capacity, certificates, mailboxes, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import cluster_config
 
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
+SYSCTL = "/etc/sysctl.d/60-mailstack-mx.conf"
+# Each limit of the file only raised, never lowered; in the lab's containers the kernel's
+# limits are the lab machine's, read-only here, and `mailstack lab up` raises them.
+RAISE = (
+    f"awk -F ' *= *' '/^[a-z]/ {{print $1, $2}}' {SYSCTL} | while read -r key wanted; do"
+    ' [ "$(sysctl -n "$key")" -ge "$wanted" ] || sysctl -q -w "$key=$wanted" || exit 1; done'
+)
 
 
 @deploy("Dovecot")
@@ -21,6 +28,7 @@ def dovecot():
     )
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
     settings = configured_service(DOVECOT, "dovecot", "Dovecot")
+    server.shell(name="Allow an inotify instance per IMAP session", commands=[RAISE], _if=settings.did_change)
     # A sync that ran while a peer was starting or reloading stays marked failed until the
     # replicator retries it, 5 minutes on. Once every mx host runs its new settings (pyinfra
     # runs an operation on every host before the next), replicate every mailbox again.
@@ -56,6 +64,9 @@ def values(target: Target) -> dict:
         "peers": [name for name in config.hosts_in("mx") if name != target.name],
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,
+        "capacity": capacity.dovecot(config),
+        "inotify_instances": capacity.inotify_instances(config),
+        "inotify_watches": capacity.inotify_watches(config),
         "migration_master": master_login(target) if config.migration else None,
         "migration_proxied": migration.PROXIED if config.migration else None,
         "old_server": migration.source(config) if config.migration else None,
@@ -80,6 +91,7 @@ FILES = (
     ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
     ManagedFile("/etc/dovecot/master-users", mode="640", group="dovecot"),
     ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
+    ManagedFile(SYSCTL),
 )
 
 DOVECOT = Component(

@@ -4,7 +4,7 @@ and each domain's MTA-STS policy over HTTPS."""
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from mailstack import certificates, records, services
+from mailstack import capacity, certificates, records, services
 from mailstack.component import FRONT, Component, ManagedFile, Target
 from operations.components import cluster_config, component_files
 
@@ -54,6 +54,7 @@ def managed_files(config) -> tuple[ManagedFile, ...]:
 def values(target: Target) -> dict:
     return {
         "services": services.SERVICES,
+        "max_connections": capacity.haproxy_connections(target.config),
         "stats_port": services.STATS_PORT,
         "haproxy_peers_port": services.HAPROXY_PEERS_PORT,
         "haproxy_tls": TLS,

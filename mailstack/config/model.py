@@ -303,6 +303,15 @@ class Mail(Section):
     send_rate_limit: int = setting(
         200, example=50, doc="Messages one authenticated user may send per hour (Rspamd), bursts included.", ge=1
     )
+    imap_sessions: int = setting(
+        50_000,
+        example=20_000,
+        doc="Open IMAP sessions the cluster is sized for, most of them idle in IDLE (a client keeps one per"
+        " watched folder): HAProxy's connection limit on the lb hosts, Dovecot's login processes and the"
+        " kernel's inotify limits on the mx hosts follow from it (docs/capacity.md).",
+        ge=100,
+        le=100_000,
+    )
 
 
 class Dns(Section):

@@ -14,12 +14,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .. import PROJECT, certificates, secrets
+from .. import PROJECT, capacity, certificates, secrets
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
 from . import mailcheck, network, proxy
 from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, raise_if_failed
-from .system import STATE, LabError, preflight, progress
+from .system import STATE, LabError, preflight, progress, raise_kernel_limit
 
 SSH_TIMEOUT = 300
 
@@ -72,6 +72,7 @@ class Lab:
         if not (Path("/sys/class/net") / self.settings.bridge).exists():
             network.check_subnet_free(self.settings.bridge, self.settings.address)
         secrets.make(self.config)
+        self._raise_kernel_limits()
         for host in self.hosts:
             host.image()
         try:
@@ -92,6 +93,13 @@ class Lab:
             progress("bring-up failed: stopping what was started")
             self.down()
             raise
+
+    def _raise_kernel_limits(self) -> None:
+        """What the mx hosts' Dovecot needs of the kernel (docs/capacity.md), for all of them:
+        inotify's limits count per user, and the containers' vmail users are one here."""
+        hosts = len(self.config.hosts_in("mx"))
+        raise_kernel_limit("fs.inotify.max_user_instances", hosts * capacity.inotify_instances(self.config))
+        raise_kernel_limit("fs.inotify.max_user_watches", hosts * capacity.inotify_watches(self.config))
 
     def _write_ssh_files(self) -> None:
         known_hosts = "".join((host.state / "known_hosts").read_text() for host in self.hosts)

@@ -54,6 +54,14 @@ def preflight() -> None:
         raise LabError(f"{STATE}: only {free >> 20} MiB free; the lab needs {MIN_FREE_BYTES >> 30} GiB")
 
 
+def raise_kernel_limit(key: str, wanted: int) -> None:
+    """Raise a sysctl of this machine to ``wanted`` unless it is that high already: the lab's
+    containers share its kernel, and cannot change it themselves."""
+    path = Path("/proc/sys") / key.replace(".", "/")
+    if int(path.read_text()) < wanted:
+        path.write_text(f"{wanted}\n")
+
+
 def mounts_below(path: Path) -> list[str]:
     """Mount points at or below ``path``, deepest first."""
     prefix = str(path)

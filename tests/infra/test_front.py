@@ -6,7 +6,7 @@ import pytest
 import testinfra
 
 from deploys.keepalived import HAPROXY_STOPPED
-from mailstack import haproxy
+from mailstack import capacity, haproxy
 from mailstack.services import MTA_STS_PORT, SERVICES, STATS_PORT
 from tests.infra.tls import negotiated_cipher
 
@@ -76,3 +76,12 @@ def test_keepalived_learns_at_once_when_haproxy_stops(host):
     it runs."""
     assert HAPROXY_STOPPED in host.check_output("systemctl show -p ExecStopPost haproxy")
     assert host.file(HAPROXY_STOPPED).content_string == "0\n"
+
+
+def test_haproxy_holds_the_connections_configured(host, cluster):
+    """mail.imap_sessions and the other services' share (docs/capacity.md), with the open
+    files two descriptors each need."""
+    said = host.check_output("echo 'show info' | socat stdio /run/haproxy/admin.sock")
+    info = dict(line.split(": ", 1) for line in said.splitlines() if ": " in line)
+    assert int(info["Maxconn"]) == capacity.haproxy_connections(cluster)
+    assert int(info["Ulimit-n"]) >= 2 * capacity.haproxy_connections(cluster)

@@ -4,6 +4,7 @@ import shlex
 
 import pytest
 
+from mailstack import capacity
 from tests.infra.tls import negotiated_cipher
 
 GROUPS = ["mx"]
@@ -77,3 +78,12 @@ def test_certificate_chains_to_a_trusted_root(host, cluster, trusted_roots, port
         command += f" -CAfile <(printf %s {shlex.quote(trusted_roots)})"
     result = host.run(f"bash -c {shlex.quote(command + ' </dev/null')}")
     assert result.rc == 0 and "Verify return code: 0 (ok)" in result.stdout, result.stderr[-500:]
+
+
+def test_dovecot_and_the_kernel_hold_the_imap_sessions_configured(host, cluster):
+    """High-performance login processes, and an inotify instance per session: without them
+    Dovecot holds 100 IMAPS sessions, or none hibernates (docs/capacity.md)."""
+    settings = host.check_output("doveconf -h service/imap-login/client_limit service/imap/process_limit").split()
+    assert settings == [str(capacity.LOGIN_CLIENTS), str(capacity.awake(cluster))]
+    instances = int(host.file("/proc/sys/fs/inotify/max_user_instances").content_string)
+    assert instances >= capacity.inotify_instances(cluster)
