@@ -65,8 +65,6 @@ def values(target: Target) -> dict:
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,
         "capacity": capacity.dovecot(config),
-        "inotify_instances": capacity.inotify_instances(config),
-        "inotify_watches": capacity.inotify_watches(config),
         "migration_master": master_login(target) if config.migration else None,
         "migration_proxied": migration.PROXIED if config.migration else None,
         "old_server": migration.source(config) if config.migration else None,

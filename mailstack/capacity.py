@@ -55,6 +55,7 @@ def inotify_watches(config: Config) -> int:
 
 
 def dovecot(config: Config) -> dict[str, int]:
-    """What Dovecot's templates read as ``capacity``."""
+    """What the mx hosts' templates (Dovecot's, the kernel's) read as ``capacity``."""
     return {"sessions": sessions(config), "login_clients": LOGIN_CLIENTS, "login_processes": login_processes(config),
-            "awake": awake(config), "service_clients": service_clients(config)}
+            "awake": awake(config), "service_clients": service_clients(config),
+            "inotify_instances": inotify_instances(config), "inotify_watches": inotify_watches(config)}
