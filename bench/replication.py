@@ -24,7 +24,6 @@ whether DRBD detected the split brain and refused to resync either way.
 
 import shutil
 import smtplib
-import subprocess
 import sys
 import threading
 import time
@@ -126,11 +125,7 @@ class Guest:
         faults.wait_for(self.vm.ssh_ready, 600, f"{self.name} answers SSH", 1)
 
     def run(self, command: str, timeout: float = 900) -> str:
-        result = subprocess.run(
-            ["ssh", "-i", str(self.lab.ssh_key), "-o", f"UserKnownHostsFile={self.vm.state / 'known_hosts'}",
-             "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{self.address}", command],
-            capture_output=True, text=True, timeout=timeout,
-        )
+        result = self.lab.run(self.vm, command, timeout=timeout)
         if result.returncode != 0:
             raise RuntimeError(f"{self.name}: {command!r} failed: {result.stderr.strip()[-500:]}")
         return result.stdout

@@ -3,6 +3,7 @@
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server, systemd
 
+from deploys.rspamd import MILTER_SOCKET
 from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import component_files
@@ -39,6 +40,7 @@ def values(target: Target) -> dict:
         "sender_logins": sender_logins(config),
         "migration_transport": migration.TRANSPORT if config.migration else None,
         "routes": migration.routes(config, {}) if config.migration else None,
+        "milter_socket": MILTER_SOCKET,
     }
 
 

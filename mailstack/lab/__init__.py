@@ -47,13 +47,15 @@ class Lab:
         return self.secrets / "ssh_config"
 
     def _host(self, name: str) -> LabHost:
-        address = self.config.hosts[name].address
-        interface = ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
+        interface = self._interface(self.config.hosts[name].address)
         release = self.config.release_of(name)
         if "storage" in self.config.hosts[name].groups:
             lab = self.settings
             return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release)
         return Container(name, interface, {}, release)
+
+    def _interface(self, address) -> ipaddress.IPv4Interface:
+        return ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
 
     def _identity(self) -> dict[str, str]:
         """Files every host gets on creation: the lab's key for root, names, resolver, CA."""
@@ -160,12 +162,15 @@ class Lab:
                 raise LabError(f"{host.name} could not take pebble's new root: {result.stderr.strip()}")
         known.write_text(root)
 
-    def run(self, name: str, command: str, input: str | None = None, timeout: float = 300):
-        """Run a shell command on a lab host over SSH, with the lab's key."""
-        return subprocess.run(
-            ["ssh", "-F", str(self.ssh_config_file), name, command],
-            input=input, capture_output=True, text=True, timeout=timeout,
-        )
+    def run(self, host: str | LabHost, command: str, input: str | None = None, timeout: float = 300):
+        """Run a shell command over SSH with the lab's key, on a host of the inventory (by name)
+        or on one a bench made (``guest``, ``container``)."""
+        if isinstance(host, LabHost):
+            target = ["-i", str(self.ssh_key), "-o", f"UserKnownHostsFile={host.state / 'known_hosts'}",
+                      "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"root@{host.address.ip}"]
+        else:
+            target = ["-F", str(self.ssh_config_file), host]
+        return subprocess.run(["ssh", *target, command], input=input, capture_output=True, text=True, timeout=timeout)
 
     def host(self, name: str) -> LabHost:
         return next(host for host in self.hosts if host.name == name)
@@ -173,8 +178,13 @@ class Lab:
     def guest(self, name: str, address: str, release: str, memory: int, disks: int, disk_size: int) -> VirtualMachine:
         """A QEMU guest outside the inventory, on the lab's bridge with the lab's identity, for a
         bench that needs real kernels of its own. ``down`` stops it like any leftover host."""
-        interface = ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
-        return VirtualMachine(name, interface, self._identity(), memory, disks, disk_size, release)
+        return VirtualMachine(name, self._interface(address), self._identity(), memory, disks, disk_size, release)
+
+    def container(self, name: str, address: str, release: str) -> Container:
+        """A container outside the inventory, on the lab's bridge with the lab's identity, made
+        from the image the cluster's containers start from: its packages installed, as Debian
+        ships them, and nothing of mailstack. ``down`` stops it like any leftover host."""
+        return Container(name, self._interface(address), self._identity(), release)
 
     def start(self, name: str) -> None:
         """Boot one stopped or crashed host again, as it was, and wait for its SSH."""

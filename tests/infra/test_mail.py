@@ -4,6 +4,7 @@ import shlex
 
 import pytest
 
+from deploys.rspamd import MILTER_SOCKET
 from mailstack import capacity
 from tests.infra.tls import negotiated_cipher
 
@@ -62,8 +63,8 @@ def test_secrets_are_private(host, cluster):
 
 
 def test_postfix_passes_mail_through_rspamd(host):
-    assert host.check_output("postconf -h smtpd_milters") == "inet:127.0.0.1:11332"
-    assert host.socket("tcp://127.0.0.1:11332").is_listening
+    assert host.check_output("postconf -h smtpd_milters") == f"unix:{MILTER_SOCKET}"
+    assert host.socket(f"unix://{MILTER_SOCKET}").is_listening
 
 
 @pytest.mark.parametrize("port", TLS_PORTS)
