@@ -147,39 +147,23 @@ class Progress:
         return time.monotonic() - self.started
 
 
-async def open_all(client: mailcheck.Mx, plan: list[tuple[str, str]]) -> tuple[list[Session], list[str], float]:
-    """Every session of ``plan`` (source address, user), at most OPENING_AT_ONCE at a time."""
-    gate, progress = asyncio.Semaphore(OPENING_AT_ONCE), Progress("opened", len(plan))
+async def at_most(count: int, what: str, steps: list) -> tuple[list, list[str], float]:
+    """Await ``steps`` (coroutines), ``count`` at a time, each within OPEN_WITHIN, counting
+    them done as ``what``: their results, the failures as text, and the seconds taken."""
+    gate, progress = asyncio.Semaphore(count), Progress(what, len(steps))
 
-    async def one(source: str, user: str) -> Session:
+    async def one(step):
         async with gate:
             try:
-                return await asyncio.wait_for(open_session(client, source, user), OPEN_WITHIN)
+                return await asyncio.wait_for(step, OPEN_WITHIN)
             finally:
                 progress.step()
 
-    results = await asyncio.gather(*(one(source, user) for source, user in plan), return_exceptions=True)
+    results = await asyncio.gather(*(one(step) for step in steps), return_exceptions=True)
     seconds = progress.finish()
-    sessions = [result for result in results if isinstance(result, Session)]
-    failures = [f"{type(result).__name__}: {result}" for result in results if not isinstance(result, Session)]
-    return sessions, failures, seconds
-
-
-async def wake_all(sessions: list[Session]) -> tuple[list[float], list[str]]:
-    """Every session woken, WAKING_AT_ONCE at a time: what one client waits, not a crowd."""
-    gate, progress = asyncio.Semaphore(WAKING_AT_ONCE), Progress("woken", len(sessions))
-
-    async def one(session: Session) -> float:
-        async with gate:
-            try:
-                return await asyncio.wait_for(session.wake(), OPEN_WITHIN)
-            finally:
-                progress.step()
-
-    results = await asyncio.gather(*(one(session) for session in sessions), return_exceptions=True)
-    progress.finish()
-    return ([result for result in results if isinstance(result, float)],
-            [f"{type(result).__name__}: {result}" for result in results if not isinstance(result, float)])
+    return ([result for result in results if not isinstance(result, BaseException)],
+            [f"{type(result).__name__}: {result}" for result in results if isinstance(result, BaseException)],
+            seconds)
 
 
 def users(lab: Lab) -> list[str]:
@@ -279,10 +263,13 @@ def measure(lab: Lab, count: int) -> dict:
     before = memory(lab, active, lb)
     with routed_clients(lab):
         loop = asyncio.new_event_loop()
-        sessions, failed, seconds = loop.run_until_complete(open_all(client, plan))
+        sessions, failed, seconds = loop.run_until_complete(
+            at_most(OPENING_AT_ONCE, "opened", [open_session(client, source, user) for source, user in plan]))
         awake, waited = wait_for_hibernation(lab, active)
         after, watching = memory(lab, active, lb), inotify(lab, active)
-        woken, unanswered = loop.run_until_complete(wake_all(sessions))
+        # Woken a few at a time: what one client waits, not a crowd.
+        woken, unanswered, _ = loop.run_until_complete(
+            at_most(WAKING_AT_ONCE, "woken", [session.wake() for session in sessions]))
         loop.close()
     for user in logins:
         _checked(lab, active, f"doveadm mailbox delete -u {user} {FOLDER}")

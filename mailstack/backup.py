@@ -316,14 +316,14 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     hosts = config.hosts_in("mx")
     users = [user.address for user in config.users]
     for host in hosts:
-        if held := on_host(config, host, f"find /var/vmail {MESSAGE_FILES} -print | head -n 3").split():
-            raise BackupError(f"{host}: /var/vmail still holds mail ({', '.join(held)}): restore --cluster"
+        if held := on_host(config, host, f"find {VMAIL} {MESSAGE_FILES} -print | head -n 3").split():
+            raise BackupError(f"{host}: {VMAIL} still holds mail ({', '.join(held)}): restore --cluster"
                               " rebuilds lost mx hosts; to bring back one user's mail use --user")
     archive = archive_at(archives(config, hosts[0]), at)
     # No host may start (and replicate) before every host holds the archive's mailboxes.
     on_every_host(config, hosts, "systemctl stop postfix dovecot")
-    on_every_host(config, hosts, f"find /var/vmail -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
-                                 f" ::{archive.name} var/vmail")
+    on_every_host(config, hosts, f"find {VMAIL} -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
+                                 f" ::{archive.name} {VMAIL.lstrip('/')}")
     _move_past_the_archive(config, hosts, users)
     on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
     # A replicator that started before its peer listened marked every user failed, and would
@@ -334,6 +334,6 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
                       for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
     if differing := [user for user in users if len({str((held[h][user], folders[h][user])) for h in hosts}) > 1]:
         raise BackupError(f"after the restore the mx hosts hold different mail for {', '.join(differing)}")
-    size = on_host(config, hosts[0], "du -sb /var/vmail").split()[0]
+    size = on_host(config, hosts[0], f"du -sb {VMAIL}").split()[0]
     messages = sum(sum(found.values()) for found in held[hosts[0]].values())
     return ClusterRestored(archive, len(config.users), messages, int(size), time.monotonic() - started)
