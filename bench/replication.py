@@ -22,7 +22,6 @@ are made primary while apart, each takes a message, and they are reconnected: pr
 whether DRBD detected the split brain and refused to resync either way.
 """
 
-import shutil
 import smtplib
 import sys
 import threading
@@ -154,8 +153,7 @@ class Guest:
         self.vm.crash()
 
     def remove(self) -> None:
-        self.vm.stop()
-        shutil.rmtree(self.vm.state, ignore_errors=True)
+        self.vm.remove()
 
     def message_ids(self) -> set[str]:
         found = self.run("grep -rhoa '^Message-ID: <[^>]*>' /var/vmail/*/*/Maildir/new || true")

@@ -22,7 +22,6 @@ keeping up); and CPU milliseconds per message of each component (systemd's accou
 unit) on the hosts of the path.
 """
 
-import shutil
 import statistics
 import sys
 import time
@@ -158,11 +157,6 @@ def start_stock_host(lab: Lab) -> LabHost:
     return host
 
 
-def remove(host: LabHost) -> None:
-    host.stop()
-    shutil.rmtree(host.state, ignore_errors=True)
-
-
 def main() -> int:
     parser = arguments(__doc__)
     parser.add_argument("--messages", type=int, default=1000, help="messages per round (default 1000)")
@@ -183,7 +177,7 @@ def main() -> int:
                 print(f"round {number + 1}/{options.rounds}: {name}", file=sys.stderr, flush=True)
                 rounds[name].append(one_round(lab, route, options.messages, options.sessions))
     finally:
-        remove(stock)
+        stock.remove()
     figures = {name: summary(done) for name, done in rounds.items()}
     print(f"{options.messages} messages of {SIZE // 1024} KiB, {options.sessions} sessions, median of"
           f" {options.rounds}; stored: every copy (the cluster's: on the peer mx too)")

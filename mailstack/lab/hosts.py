@@ -111,6 +111,11 @@ class LabHost:
     def all_pids(self) -> list[int]:
         return self.pids()
 
+    def remove(self) -> None:
+        """Stop the host and delete its state: what a bench does with a host it made."""
+        self.stop()
+        shutil.rmtree(self.state, ignore_errors=True)
+
     def exited_within(self, seconds: float) -> bool:
         """Whether the host's processes are all gone within ``seconds``."""
         deadline = time.monotonic() + seconds
