@@ -125,6 +125,13 @@ class Cluster(Section):
     vrrp_router_id: int = setting(
         51, example=77, doc="VRRP router id of the virtual IP; unique among VRRP users of its network.", ge=1, le=255
     )
+    health_check_interval: int = setting(
+        1, example=5,
+        doc="Seconds between HAProxy's checks of each mx service, and between Keepalived's checks of HAProxy;"
+        " the failover times in docs/ha.md are measured with 1. Lengthen it only for hosts too slow to check"
+        " that often (staging VMs emulated without KVM): a failover then takes correspondingly longer.",
+        ge=1, le=30,
+    )
     apt_proxy: HttpUrl | None = setting(
         None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab runs one on its bridge)."
     )

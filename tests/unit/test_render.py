@@ -136,3 +136,12 @@ def test_render_cli_writes_the_files(host_name, tmp_path):
     inventory = str(PROJECT / "inventories/prod.py")
     assert main(["render", "--inventory", inventory, "--host", host_name, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "etc/apt/apt.conf.d/90mailstack").is_file()
+
+
+def test_the_health_check_interval_paces_haproxy_and_keepalived(tmp_path):
+    config = load_for(PROJECT / "inventories/prod.py")
+    config = config.model_copy(update={"cluster": config.cluster.model_copy(update={"health_check_interval": 5})})
+    render_host(config, "lb1", tmp_path)
+    assert " inter 5s fastinter 1250ms downinter 10s " in (tmp_path / "etc/haproxy/haproxy.cfg").read_text()
+    assert "    interval 5\n    timeout 6\n" in (tmp_path / "etc/keepalived/keepalived.conf").read_text()
+    assert check_host(config, "lb1", tmp_path) == {}
