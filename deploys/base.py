@@ -56,6 +56,7 @@ BASE = Component(
     EVERY_HOST,
     files=(
         ManagedFile("/etc/apt/apt.conf.d/90mailstack"),
+        ManagedFile("/etc/hosts"),
         ManagedFile("/etc/timezone"),
         ManagedFile("/etc/systemd/timesyncd.conf.d/mailstack.conf"),
     ),

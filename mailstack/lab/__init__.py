@@ -58,9 +58,9 @@ class Lab:
         return ipaddress.ip_interface(f"{address}/{self.settings.address.network.prefixlen}")
 
     def _identity(self) -> dict[str, str]:
-        """Files every host gets on creation: the lab's key for root, names, resolver, CA."""
+        """Files every host gets on creation: the lab's key for root, resolver, CA. The hosts'
+        names are the deploy's (deploys/base.py), as on any other host."""
         hosts = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
-        hosts += [f"{host.address} {self.config.host_fqdn(name)} {name}" for name, host in self.config.hosts.items()]
         resolvers = [str(self.config.hosts[name].address) for name in self.config.hosts_in("ns")]
         return {
             "/root/.ssh/authorized_keys": self.ssh_key.with_suffix(".pub").read_text(),

@@ -18,6 +18,13 @@ def test_the_host_runs_its_debian_release(host, name, cluster):
     assert host.system_info.codename == cluster.release_of(name)
 
 
+def test_every_host_of_the_cluster_resolves_by_its_names(host, cluster):
+    """Replication and the checks between hosts name their peers; no DNS is needed for that."""
+    for name, settings in cluster.hosts.items():
+        for alias in (cluster.host_fqdn(name), name):
+            assert str(settings.address) in host.run(f"getent ahostsv4 {alias}").stdout.split(), alias
+
+
 def test_time_zone(host, cluster):
     assert host.check_output("readlink /etc/localtime") == f"/usr/share/zoneinfo/{cluster.cluster.timezone}"
     assert host.file("/etc/timezone").content_string.strip() == cluster.cluster.timezone
