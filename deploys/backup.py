@@ -19,6 +19,7 @@ from operations.components import cluster_config
 
 BACKUP_TIMER, CHECK_TIMER = "mailstack-backup.timer", "mailstack-backup-check.timer"
 CACHE = "/var/lib/mailstack/borg"
+BORG_SSH = "/usr/local/sbin/mailstack-borg-ssh"  # BORG_RSH: ssh with a wide stderr pipe
 
 
 @deploy("Backups")
@@ -47,6 +48,7 @@ def values(target: Target) -> dict:
         "state_archives": backups.STATE_ARCHIVES,
         "settings": backups.SETTINGS,
         "cache": CACHE,
+        "borg_ssh": BORG_SSH,
         "textfiles": node_exporter.TEXTFILES,
         "script": backups.SCRIPT,
     }
@@ -65,13 +67,15 @@ BACKUP = Component(
         ManagedFile(f"{backups.SETTINGS}/known_hosts"),
         ManagedFile(f"{backups.SETTINGS}/borg.env"),
         ManagedFile(backups.SCRIPT, mode="755"),
+        ManagedFile(BORG_SSH, mode="755"),
         ManagedFile("/etc/systemd/system/mailstack-backup.service"),
         ManagedFile(f"/etc/systemd/system/{BACKUP_TIMER}"),
         ManagedFile("/etc/systemd/system/mailstack-backup-check.service"),
         ManagedFile(f"/etc/systemd/system/{CHECK_TIMER}"),
     ),
     check=(
-        f"bash -n {{root}}{backups.SCRIPT} && sh -n {{root}}{backups.SETTINGS}/borg.env && "
+        f"bash -n {{root}}{backups.SCRIPT} && sh -n {{root}}{backups.SETTINGS}/borg.env"
+        f" && python3 -c 'import ast, sys; ast.parse(open(sys.argv[1]).read())' {{root}}{BORG_SSH} && "
         + verify_units(backups.SCRIPT, "mailstack-backup")
     ),
     values=values,

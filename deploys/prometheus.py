@@ -12,6 +12,7 @@ from mailstack.component import Component, ManagedFile, Target
 SERVICES = ("prometheus", "prometheus-alertmanager", "prometheus-blackbox-exporter")
 ALERTMANAGER_PORT = 9093  # on localhost: for this host's Prometheus
 BLACKBOX_PORT = 9115  # on localhost: for this host's Prometheus
+ROOTS_CHANGED = "/etc/ca-certificates/update.d/mailstack-blackbox"  # restarts the blackbox exporter
 
 
 @deploy("Prometheus and Alertmanager")
@@ -49,9 +50,10 @@ PROMETHEUS = Component(
         ManagedFile("/etc/prometheus/rules/mailstack.yml"),
         ManagedFile("/etc/prometheus/alertmanager.yml"),
         ManagedFile("/etc/prometheus/blackbox.yml"),
+        ManagedFile(ROOTS_CHANGED, mode="755"),
     ),
     check=(
-        "for file in {root}/etc/default/prometheus*; do sh -n $file || exit 1; done"
+        "for file in {root}/etc/default/prometheus* {root}" + ROOTS_CHANGED + "; do sh -n $file || exit 1; done"
         " && promtool check config --syntax-only {root}/etc/prometheus/prometheus.yml >/dev/null"
         " && promtool check rules {root}/etc/prometheus/rules/mailstack.yml >/dev/null"
         " && amtool check-config {root}/etc/prometheus/alertmanager.yml >/dev/null"

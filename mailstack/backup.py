@@ -45,6 +45,9 @@ AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
 MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
 """find(1) tests for Maildir's message files: empty mailboxes hold none."""
 VMAIL = "/var/vmail"
+POSTFIX = "postfix@- postfix"
+"""Postfix's units for systemctl: Debian's postfix.service only passes a stop on to the instance
+postfix@-, and ``systemctl stop postfix`` returns before that instance has stopped delivering."""
 RESTORE_AREA = "/var/tmp/mailstack-restore"
 """Where a restore unpacks an archive's mailbox on the mx host before importing it."""
 UID_MARGIN = 1_000_000
@@ -306,12 +309,30 @@ def _move_past_the_archive(config: Config, hosts: list[str], users: list[str]) -
             on_host(config, host, "systemctl stop dovecot")
 
 
+def _held_alike(config: Config, hosts: list[str], users: list[str], limit: float = 60) -> dict[str, Counter]:
+    """Each user's messages (``mailboxes.index``) once every host holds the same, with the same
+    folders (GUID and UIDVALIDITY). Users reading mail meanwhile change flags on one host first,
+    so the copies may differ for as long as replication takes to carry a change."""
+    deadline = time.monotonic() + limit
+    while True:
+        held = {host: {user: mailboxes.index(config, host, user) for user in users} for host in hosts}
+        folders = {host: {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"]) for f in found)
+                          for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
+        differing = [user for user in users if len({str((held[h][user], folders[h][user])) for h in hosts}) > 1]
+        if not differing:
+            return held[hosts[0]]
+        if time.monotonic() > deadline:
+            raise BackupError(f"after the restore the mx hosts still hold different mail for {', '.join(differing)}"
+                              f" after {limit:.0f} s; Postfix stays stopped on them")
+        time.sleep(2)
+
+
 def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestored:
     """Rebuild every mailbox on mx hosts that lost theirs (new, empty hosts after a disaster):
     each host unpacks /var/vmail from the same archive at once, with Postfix and Dovecot
     stopped meanwhile; every folder's next UID moves past the archive's, and Dovecot checks every
-    index. Both hosts then hold the same mailboxes, which replication finds in sync. Hosts that
-    still hold mail are refused: restore one user instead."""
+    index. Both hosts then hold the same mailboxes, which replication finds in sync, and only then
+    does Postfix take mail again. Hosts that still hold mail are refused: restore one user instead."""
     started = time.monotonic()
     hosts = config.hosts_in("mx")
     users = [user.address for user in config.users]
@@ -321,19 +342,18 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
                               " rebuilds lost mx hosts; to bring back one user's mail use --user")
     archive = archive_at(archives(config, hosts[0]), at)
     # No host may start (and replicate) before every host holds the archive's mailboxes.
-    on_every_host(config, hosts, "systemctl stop postfix dovecot")
+    on_every_host(config, hosts, f"systemctl stop {POSTFIX} dovecot")
     on_every_host(config, hosts, f"find {VMAIL} -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
                                  f" ::{archive.name} {VMAIL.lstrip('/')}")
     _move_past_the_archive(config, hosts, users)
-    on_every_host(config, hosts, "systemctl start dovecot postfix && doveadm force-resync -A '*'")
+    on_every_host(config, hosts, "systemctl start dovecot && doveadm force-resync -A '*'")
     # A replicator that started before its peer listened marked every user failed, and would
     # try them again only after 5 minutes: now that all listen, every user is synced at once.
     on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
-    held = {host: {user: mailboxes.index(config, host, user) for user in users} for host in hosts}
-    folders = {host: {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"]) for f in found)
-                      for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
-    if differing := [user for user in users if len({str((held[h][user], folders[h][user])) for h in hosts}) > 1]:
-        raise BackupError(f"after the restore the mx hosts hold different mail for {', '.join(differing)}")
+    held = _held_alike(config, hosts, users)
+    # Postfix starts only now: mail that waited (alerts about this very outage) would otherwise
+    # land on one host while the copies are compared.
+    on_every_host(config, hosts, f"systemctl start {POSTFIX}")
     size = on_host(config, hosts[0], f"du -sb {VMAIL}").split()[0]
-    messages = sum(sum(found.values()) for found in held[hosts[0]].values())
+    messages = sum(sum(found.values()) for found in held.values())
     return ClusterRestored(archive, len(config.users), messages, int(size), time.monotonic() - started)

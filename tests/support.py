@@ -45,8 +45,8 @@ def changes(report: dict) -> dict[str, list[str]]:
     return {op["name"]: op["success"] for op in report["results"]["operations"] if op["success"]}
 
 
-def ssh(lab, host: str, command: str) -> str:
+def ssh(lab, host: str, command: str, input: str | None = None) -> str:
     """Run a command on a lab host with the lab's key; fail the test if it fails."""
-    result = lab.run(host, command)
+    result = lab.run(host, command, input=input)
     assert result.returncode == 0, result.stderr
     return result.stdout

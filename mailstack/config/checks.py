@@ -124,17 +124,12 @@ def _hosts(config: Config) -> Iterator[Problem]:
         yield ("hosts", lbs[index][0], "vrrp_priority"), f"same priority as {lbs[twin][0]}; VRRP needs distinct ones"
 
 
-LAB_GROUPS = {"ns", "outside", "legacy"}
-
-
 def _releases(config: Config) -> Iterator[Problem]:
     """What Debian 13 hosts cannot do yet (docs/releases.md)."""
     for name, host in config.hosts.items():
         if config.release_of(name) != "trixie":
             continue
         where = ("hosts", name, "release") if host.release else ("cluster", "release")
-        if lab_groups := sorted(LAB_GROUPS & set(host.groups)):
-            yield where, f"host {name}: the lab's own {', '.join(lab_groups)} services run on bookworm only, for now"
         if "mx" in host.groups and len(config.hosts_in("mx")) > 1:
             yield where, (
                 f"host {name}: mx hosts replicate with Dovecot 2.3's replicator, which Debian 13's Dovecot 2.4 no"

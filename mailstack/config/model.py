@@ -50,6 +50,8 @@ from .types import (
 )
 
 GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside", "legacy")
+LAB_GROUPS = {"ns", "outside", "legacy"}
+"""The lab's own services (its DNS and ACME CA, another provider, the old IMAP server), not a cluster's."""
 RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
 Release = Literal[tuple(RELEASES)]
 LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"

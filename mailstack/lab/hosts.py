@@ -215,9 +215,10 @@ class Container(LabHost):
                     remove_cgroup(Path(folder))
 
 
-def remove_cgroup(folder: Path, patience: float = 5.0) -> None:
+def remove_cgroup(folder: Path, patience: float = 30.0) -> None:
     """Remove an empty cgroup; the kernel may call it busy for a moment after its last process
-    ended, so this waits up to ``patience`` seconds."""
+    ended (a journald writing out its files took more than 5 s once), so this waits up to
+    ``patience`` seconds."""
     deadline = time.monotonic() + patience
     while True:
         try:

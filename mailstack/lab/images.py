@@ -42,12 +42,16 @@ PACKAGE_KEYS = ["etc/ssl/private/ssl-cert-snakeoil.key", "etc/ssl/certs/ssl-cert
 # Stays enabled, as on a standard Debian host: disabling it drops its syslog.service alias,
 # without which syslog.socket cannot start it again.
 SYSTEM_LOGGER = {"rsyslog.service"}
-# The cluster's packages (not the lab services': Cyrus conflicts with Dovecot). Containers
-# serve any group; the guest (``storage``) gets the components of every host.
-# MAILSTACK_LAB_PRELOAD=no makes images without them: hosts as bare as production's.
+# The cluster's packages, and the tools that check the lab services' files (mailstack.validators
+# checks a release's files in its base image); not the lab services themselves: Cyrus's server
+# conflicts with Dovecot. Containers serve any group; the guest (``storage``) gets the
+# components of every host. MAILSTACK_LAB_PRELOAD=no makes images without them: hosts as bare
+# as production's.
 PRELOAD = os.environ.get("MAILSTACK_LAB_PRELOAD", "yes") != "no"
 COMPONENTS = [part for part in CLUSTER if isinstance(part, Component)] if PRELOAD else []
-CONTAINER_PRELOAD = sorted({name for component in COMPONENTS for name in component.packages})
+LAB_CHECKERS = ["bind9-utils", "unbound", "cyrus-common"] if PRELOAD else []
+CLUSTER_PACKAGES = sorted({name for component in COMPONENTS for name in component.packages})
+CONTAINER_PRELOAD = sorted({*CLUSTER_PACKAGES, *LAB_CHECKERS})
 VM_PRELOAD = sorted({name for component in COMPONENTS if component.groups == EVERY_HOST for name in component.packages})
 
 

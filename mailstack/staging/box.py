@@ -76,7 +76,7 @@ def build(release: str) -> Path:
     tree = work / "root"
     _overlay(images.vm_image(release), work, tree)
     try:
-        images.preload(tree, [*images.CONTAINER_PRELOAD, "sudo"])
+        images.preload(tree, [*images.CLUSTER_PACKAGES, "sudo"])
         _make_vagrant_host(tree)
         raw = _bootable_disk(tree, work)
     finally:

@@ -1,7 +1,8 @@
 """Alerts proven to fire on the lab, and ``mailstack status`` showing each fault while it
 lasts: an mx host crashed (the alert mail reaches the postmaster through the cluster, and
 so does its resolution), an array member failed, VRRP blocked between the lb hosts (both
-hold the virtual IP), Keepalived stopped on both (none does)."""
+hold the virtual IP), Keepalived stopped on both (none does); and the prober restarted when the
+system's roots change."""
 
 import email
 import email.header
@@ -63,7 +64,8 @@ class Postmaster:
         self.vip = vip
         with vip.imap("alice") as client:
             client.select("INBOX", readonly=True)
-            self.seen = int(client.uid("SEARCH", None, "ALL")[1][0].split()[-1] or 0)
+            uids = client.uid("SEARCH", None, "ALL")[1][0].split()
+            self.seen = int(uids[-1]) if uids else 0
 
     def subjects(self) -> list[str]:
         """Subjects of the mail that arrived since this object was made."""
@@ -87,6 +89,17 @@ def test_status_is_all_well_on_a_healthy_cluster(lab, whole, capsys):
     assert code == 0 and out.endswith("all well\n"), out
     code, out = status_of(lab, capsys, "--direct")  # read from the hosts, as without a mon host
     assert code == 0 and out.endswith("all well\n") and "ok   mx1 dovecot: active" in out, out
+
+
+def test_new_system_roots_restart_the_blackbox_exporter(lab):
+    """The blackbox exporter reads the system's roots once: when they change (a rotated internal
+    CA, the lab's pebble after a restart), update-ca-certificates' hook restarts it, or every
+    probe of a certificate from the new root would fail until someone did."""
+    mon = lab.config.hosts_in("mon")[0]
+    started = "systemctl show -p ActiveEnterTimestampMonotonic --value prometheus-blackbox-exporter"
+    before = ssh(lab, mon, started)
+    ssh(lab, mon, "update-ca-certificates >/dev/null")
+    assert ssh(lab, mon, started) != before
 
 
 def test_a_crashed_mx_host_mails_the_postmaster_and_mails_again_when_it_is_back(lab, vip, whole, capsys):

@@ -2,6 +2,7 @@
 
 import pytest
 
+from mailstack.config import RELEASES
 from mailstack.lab.mailcheck import message
 from tests.support import changes, deploy, lab_variant, run_deploy, ssh
 
@@ -28,10 +29,12 @@ def test_rejected_postfix_setting_stops_the_deploy_and_mail_keeps_flowing(lab, b
 
 
 def test_a_host_of_another_release_stops_the_deploy_before_any_change(lab, tmp_path):
+    runs = lab.config.release_of("lb1")
+    other = next(release for release in RELEASES if release != runs)
     lb1 = "  lb1: {address: 10.77.0.11, groups: [lb], vrrp_priority: 150"
-    variant = lab_variant(tmp_path, {lb1: lb1 + ", release: trixie"})
+    variant = lab_variant(tmp_path, {lb1: f"{lb1}, release: {other}"})
     before = ssh(lab, "lb1", "sha256sum /etc/haproxy/haproxy.cfg /etc/apt/apt.conf.d/90mailstack")
     result = run_deploy(variant, "--limit", "lb1")
     assert result.returncode != 0
-    assert "hosts.lb1.release: lb1 runs Debian bookworm, not trixie" in result.stdout + result.stderr
+    assert f"hosts.lb1.release: lb1 runs Debian {runs}, not {other}" in result.stdout + result.stderr
     assert ssh(lab, "lb1", "sha256sum /etc/haproxy/haproxy.cfg /etc/apt/apt.conf.d/90mailstack") == before

@@ -13,8 +13,11 @@ import time
 
 import pytest
 
+from deploys import backup
 from facts.zfs import ZpoolStatus
+from mailstack import backup as backups
 from mailstack import storage_rules
+from mailstack.component import Target, render_file
 from mailstack.inventory import load_for
 from tests.lab import faults
 from tests.support import PROJECT, changes, deploy, lab_variant, run_deploy, ssh
@@ -102,3 +105,33 @@ def test_snapshots_are_taken_of_the_mail_dataset_only(zfs_lab, lab):
     snapshots = ssh(lab, STORE, "zfs list -H -t snapshot -o name").split()
     assert {name.split("@")[0] for name in snapshots} == {"tank/vmail"}, snapshots
     assert any("@zfs-auto-snap_hourly-" in name for name in snapshots), snapshots
+
+
+def test_a_backup_reads_a_snapshot_of_the_mail_dataset_and_leaves_none_behind(zfs_lab, lab):
+    """mailstack-backup as the backup component renders it for an mx host whose /var/vmail is
+    this pool's dataset, run on store1 into a repository on store1 itself (the way to the
+    backup host is the cluster's own backups' test): the archive holds the mail under
+    var/vmail, read from a snapshot that is gone afterwards, mount and all."""
+    target = Target(load_for(zfs_lab), STORE)
+    values = {**backup.values(target), "repository": "/srv/borg-test"}
+    wanted = (backups.SCRIPT, f"{backups.SETTINGS}/borg.env", f"{backups.SETTINGS}/passphrase")
+    ssh(lab, STORE, "apt-get install -y -q borgbackup >/dev/null")
+    for managed in backup.BACKUP.managed_files(target.config):
+        if managed.path in wanted:
+            written = lab.run(STORE, f"umask 077 && mkdir -p $(dirname {managed.path}) && cat > {managed.path}"
+                                     f" && chmod {managed.mode} {managed.path}",
+                              input=render_file(managed, target, values))
+            assert written.returncode == 0, written.stderr
+    message, canary = "var/vmail/mailstack.test/bob/Maildir/cur/1.zfs-test:2,S", secrets.token_hex(16)
+    ssh(lab, STORE, f"mkdir -p /$(dirname {message}) && echo {canary} > /{message}")
+
+    ssh(lab, STORE, f"{backups.SCRIPT} run")
+
+    archive = ssh(lab, STORE, f"{backups.SCRIPT} borg list --short --glob-archives '{backups.MAIL_ARCHIVES}*'").split()
+    assert len(archive) == 1, archive
+    assert ssh(lab, STORE, f"{backups.SCRIPT} borg extract --stdout ::{archive[0]} {message}").strip() == canary
+    history = ssh(lab, STORE, "zpool history tank")
+    assert "zfs snapshot tank/vmail@mailstack-backup" in history
+    assert "zfs destroy tank/vmail@mailstack-backup" in history
+    assert "@mailstack-backup" not in ssh(lab, STORE, "zfs list -H -t snapshot -o name")
+    assert lab.run(STORE, "mountpoint -q /run/mailstack-backup/var/vmail").returncode != 0

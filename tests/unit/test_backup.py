@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 
+from deploys.backup import BORG_SSH
 from mailstack import backup as backups
 from mailstack import secrets
 from mailstack.cli import main
@@ -119,3 +120,24 @@ def test_a_zfs_host_backs_up_a_snapshot_and_always_lets_it_go(borg_status, tmp_p
     ]
     assert " var/vmail " in create
     assert not (state / "snap").exists() and not (state / "mounted").exists()
+
+
+def test_borgs_ssh_can_say_a_lot_to_a_borg_that_no_longer_listens(tmp_path):
+    """borg closes a repository by waiting for ssh while no longer reading its stderr (borg issue
+    #10165): a server with more than a pipe's 64 KiB still to say must not leave them both
+    waiting. The fake ssh says 1 MiB, as borg 1.4's check of a damaged segment does."""
+    config = load_for(LAB_INVENTORY)
+    secrets.make(config)
+    assert render_host(config, "mx1", tmp_path / "mx1")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ssh").write_text("#!/bin/sh\nhead -c 1048576 /dev/zero | tr '\\0' x >&2\n")
+    (bin_dir / "ssh").chmod(0o755)
+    wrapper = tmp_path / "mx1" / BORG_SSH.lstrip("/")
+    remote = subprocess.Popen(["python3", wrapper, "borg@bak1", "borg", "serve"], stdin=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+    try:
+        assert remote.wait(timeout=30) == 0  # the stderr pipe left unread, as borg leaves it
+    finally:
+        remote.kill()
+    assert len(remote.stderr.read()) == 1 << 20

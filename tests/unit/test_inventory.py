@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mailstack.config.checks import LAB_GROUPS
-from mailstack.config.model import GROUPS
+from mailstack.config.model import GROUPS, LAB_GROUPS
 from mailstack.inventory import load_for
 
 PROJECT = Path(__file__).resolve().parents[2]
