@@ -41,13 +41,15 @@ def dovecot():
 
 # Two hosts syncing one mailbox from both ends at once can fail it (a new cluster's first
 # deploy did), and it would wait 5 minutes for its retry: ask again for each failed mailbox
-# until none is queued or failed, for 2 minutes at most; what still fails, status and the
-# alerts report.
+# until none is queued, failed or still syncing (the replicator clears a mailbox's priority
+# when its sync starts, and marks it failed only when the sync ends), for 2 minutes at most;
+# what still fails, status and the alerts report.
 SETTLE = (
     "for attempt in $(seq 60); do status=$(doveadm -f tab replicator status '*' | tail -n +2);"
     " failed=$(echo \"$status\" | awk -F '\\t' '$6 == \"y\" {print $1}');"
     " queued=$(echo \"$status\" | awk -F '\\t' '$2 != \"none\" {print $1}');"
-    " [ -z \"$failed$queued\" ] && break;"
+    " syncing=$(doveadm -f tab replicator dsync-status | tail -n +2 | awk -F '\\t' '$1 != \"\" {print $1}');"
+    " [ -z \"$failed$queued$syncing\" ] && break;"
     " echo \"$failed\" | xargs -r -n 1 doveadm replicator replicate -f; sleep 2; done"
 )
 
