@@ -4,9 +4,10 @@ import pytest
 
 from mailstack.config import RELEASES
 from mailstack.lab.mailcheck import message
-from tests.support import changes, deploy, lab_variant, run_deploy, ssh
+from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, run_deploy, ssh
 
 pytestmark = pytest.mark.lab
+LAB_SETTINGS = LAB_INVENTORY.with_suffix(".yml").read_text()
 
 
 @pytest.fixture
@@ -32,7 +33,8 @@ def test_a_host_of_another_release_stops_the_deploy_before_any_change(lab, tmp_p
     runs = lab.config.release_of("lb1")
     other = next(release for release in RELEASES if release != runs)
     lb1 = "  lb1: {address: 10.77.0.11, groups: [lb], vrrp_priority: 150"
-    variant = lab_variant(tmp_path, {lb1: f"{lb1}, release: {other}"})
+    named = f"{lb1}, release: {runs}"
+    variant = lab_variant(tmp_path, {named if named in LAB_SETTINGS else lb1: f"{lb1}, release: {other}"})
     before = ssh(lab, "lb1", "sha256sum /etc/haproxy/haproxy.cfg /etc/apt/apt.conf.d/90mailstack")
     result = run_deploy(variant, "--limit", "lb1")
     assert result.returncode != 0
