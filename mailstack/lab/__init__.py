@@ -18,7 +18,7 @@ from .. import PROJECT, capacity, certificates, secrets
 from ..config import Config, ConfigError
 from ..ssh import ssh_config
 from . import mailcheck, network, proxy
-from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, raise_if_failed
+from .hosts import CA_NAME, HOSTS, Container, LabHost, VirtualMachine, console_tail, raise_if_failed
 from .system import STATE, LabError, preflight, progress, raise_kernel_limit
 
 SSH_TIMEOUT = 300
@@ -124,8 +124,8 @@ class Lab:
                     waiting.remove(host)
                     progress(f"{host.name} answers SSH after {time.monotonic() - started:.1f} s")
             if time.monotonic() - started > SSH_TIMEOUT:
-                names = ", ".join(host.name for host in waiting)
-                raise LabError(f"no SSH from {names} after {SSH_TIMEOUT} s; see {HOSTS}/<host>/console.log")
+                consoles = "; ".join(f"{host.name}'s console ends with: {console_tail(host)}" for host in waiting)
+                raise LabError(f"no SSH after {SSH_TIMEOUT} s; {consoles} ({HOSTS}/<host>/console.log)")
             time.sleep(0.5)
 
     def _deploy_services(self) -> None:

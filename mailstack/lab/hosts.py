@@ -8,6 +8,7 @@ import errno
 import hashlib
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,6 +21,8 @@ from . import images, network
 from .system import STATE, LabError, mounts_below, processes, run, unmount_below
 
 HOSTS = STATE / "hosts"
+# CSI sequences (colours, cursor moves) and OSC ones, as systemd and getty write them to a console.
+TERMINAL_CONTROL = re.compile(r"\x1b(\[[0-9;?!]*[A-Za-z]?|\][^\x07]*\x07)")
 CGROUPS = [Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified")]
 CA_NAME = "mailstack-lab.crt"
 
@@ -370,5 +373,13 @@ def _read_prompt(connection: socket.socket) -> None:
 
 def raise_if_failed(host: LabHost) -> None:
     if not host.is_running():
-        tail = host.console.read_text(errors="replace").splitlines()[-5:] if host.console.exists() else []
-        raise LabError(f"{host.name} stopped while booting; {host.console} ends with: " + " / ".join(tail))
+        raise LabError(f"{host.name} stopped while booting; {host.console} ends with: {console_tail(host)}")
+
+
+def console_tail(host: LabHost, lines: int = 5) -> str:
+    """The last lines a host wrote to its console, without the terminal's control sequences
+    (a guest made afresh for a test takes its console with it when it goes)."""
+    if not host.console.exists():
+        return "(nothing)"
+    text = TERMINAL_CONTROL.sub("", host.console.read_text(errors="replace")).replace("\r", "\n")
+    return " / ".join([line.strip() for line in text.splitlines() if line.strip()][-lines:])
