@@ -24,6 +24,7 @@ from operations.components import cluster_config
 from operations.mdadm import md_config
 from operations.mounts import fstab_entry, mounted
 from operations.shell_files import shell_variables
+from operations.units import enabled_at_boot
 from operations.zfs import zfs_dataset
 
 
@@ -89,6 +90,12 @@ def software_raid(where: str, raid, mail_to: str):
     systemd.service(name="Monitor the array", service="mdmonitor", running=True)
 
 
+# Debian's packages enable these; a host that came with them disabled (the lab's images,
+# whose hosts do not all hold a pool) would boot without its pool.
+BOOT_IMPORT = ["zfs-load-module.service", "zfs-import-cache.service", "zfs-import.target",
+               "zfs-mount.service", "zfs.target"]
+
+
 def zfs_pool(where: str, zfs, mail_to: str):
     pools = host.get_fact(ZpoolStatus)
     devices = rules.zfs_devices(zfs)
@@ -101,6 +108,7 @@ def zfs_pool(where: str, zfs, mail_to: str):
     apt.update(name="Update apt lists with contrib", _if=contrib.did_change)
     apt.packages(name="Install ZFS (its module is built by DKMS)", packages=zfs_packages())
     server.modprobe(name="Load the ZFS module", module="zfs")
+    enabled_at_boot(name="Import and mount the pool at boot", units=BOOT_IMPORT)
     wanted = rules.dataset_properties(zfs)
     if zfs.pool in pools:
         zfs_dataset(name=f"Set the properties of pool {zfs.pool}", dataset=zfs.pool, properties=wanted.pop(zfs.pool))

@@ -20,7 +20,8 @@ import hashlib
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deploys.mail_cluster import CLUSTER
@@ -117,26 +118,34 @@ def _generalise(root: Path, suite: str, packages: list[str]) -> None:
 
 
 def preload(root: Path, packages: list[str]) -> None:
-    """Install ``packages`` as a deploy would (recommends included), started by nothing
-    (policy-rc.d) and enabled for no boot; then drop the key pairs they made."""
-    policy = root / "usr/sbin/policy-rc.d"
-    policy.write_text("#!/bin/sh\nexit 101\n")
-    policy.chmod(0o755)
-    enabled = _enabled_services(root)
-    try:
+    """Install ``packages`` as a deploy would (recommends included), then drop the key pairs they made."""
+    with _started_by_nothing(root):
         _apt_install(root, packages)
-    finally:
-        policy.unlink()
-    for service in sorted(_enabled_services(root) - enabled - SYSTEM_LOGGER):
-        run("chroot", root, "systemctl", "disable", "--quiet", service)
     run("chroot", root, "apt-get", "clean")
     for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
         key.unlink(missing_ok=True)
 
 
-def _enabled_services(root: Path) -> set[str]:
+@contextmanager
+def _started_by_nothing(root: Path) -> Iterator[None]:
+    """What is installed inside starts nothing (policy-rc.d) and is enabled for no boot: a
+    host boots running what a bare Debian host runs, and waits on nothing it does not use
+    (ZFS's import units wait for udev to settle)."""
+    policy = root / "usr/sbin/policy-rc.d"
+    policy.write_text("#!/bin/sh\nexit 101\n")
+    policy.chmod(0o755)
+    enabled = _enabled_units(root)
+    try:
+        yield
+    finally:
+        policy.unlink()
+    for unit in sorted(_enabled_units(root) - enabled - SYSTEM_LOGGER):
+        run("chroot", root, "systemctl", "disable", "--quiet", unit)
+
+
+def _enabled_units(root: Path) -> set[str]:
     listed = run("chroot", root, "systemctl", "list-unit-files", "--state=enabled", "--no-legend",
-                 "--type=service,socket").stdout
+                 "--type=service,socket,target").stdout
     return {line.split()[0] for line in listed.splitlines() if line.strip()}
 
 
@@ -174,7 +183,8 @@ def _install_zfs(root: Path, suite: str) -> None:
     (release,) = [path.name for path in (root / "lib/modules").iterdir()]
     # Only the suite debootstrap used: its headers match the installed kernel.
     (root / "etc/apt/sources.list").write_text(f"deb {mirror()} {suite} main contrib\n")
-    _apt_install(root, ZFS, "--no-install-recommends")
+    with _started_by_nothing(root):  # the storage deploy enables a pool's import at boot
+        _apt_install(root, ZFS, "--no-install-recommends")
     if not any((root / f"lib/modules/{release}/updates/dkms").glob("zfs.ko*")):  # trixie's DKMS: zfs.ko.xz
         raise LabError(f"DKMS built no ZFS module for the guest's kernel {release}; see {root}/var/lib/dkms")
 

@@ -88,7 +88,8 @@ def test_datasets_are_mounted_as_configured(host, pool):
 def test_pool_is_imported_at_boot_scrubbed_and_snapshotted(host, pool):
     assert host.check_output(f"zpool get -H -o value cachefile,ashift {pool.pool}").split() == ["-", str(pool.ashift)]
     assert host.file("/etc/zfs/zpool.cache").exists
-    for unit in ("zfs-import-cache.service", "zfs-mount.service", "zfs.target", "cron"):
+    for unit in ("zfs-load-module.service", "zfs-import-cache.service", "zfs-import.target", "zfs-mount.service",
+                 "zfs.target", "cron"):
         assert host.service(unit).is_enabled, unit
     scrub = host.service(f"zfs-scrub-{pool.scrub}@{pool.pool}.timer")
     assert scrub.is_enabled and scrub.is_running

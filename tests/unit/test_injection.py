@@ -13,6 +13,7 @@ import pytest
 from pyinfra.context import ctx_host
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Mounts
+from pyinfra.facts.systemd import SystemdEnabled
 
 from facts.devices import DeviceContents
 from facts.mdadm import MdConfig
@@ -22,6 +23,7 @@ from mailstack.config.model import MdRaid, Vdev, Zfs
 from operations.mdadm import md_config
 from operations.mounts import fstab_entry, mounted
 from operations.shell_files import shell_variables
+from operations.units import enabled_at_boot
 from operations.zfs import zfs_dataset
 from tests.support import PROJECT
 
@@ -146,6 +148,12 @@ def test_shell_variables(shell):
     assert written == f"ZED_EMAIL_ADDR={shlex.quote(value)}\n"
 
 
+def test_enabled_at_boot(shell):
+    unit = hostile("a.service")
+    calls = shell(commands_of(enabled_at_boot, {SystemdEnabled: {"zfs.target": True}}, units=[unit, "zfs.target"]))
+    assert calls == [["systemctl", "enable", unit]]
+
+
 def test_storage_commands(shell):
     device, other = hostile("/dev/a"), hostile("/dev/b")
     raid = MdRaid.model_construct(name=hostile("vmail"), level=10, devices=[device, other], filesystem="ext4")
@@ -180,5 +188,5 @@ def test_a_command_that_splices_a_value_fails_here(shell):
 
 def test_every_operation_is_covered():
     """A new operation module gets its hostile-value test here."""
-    tested = {"mounts", "zfs", "mdadm", "shell_files", "components", "apt_sources"}
+    tested = {"mounts", "zfs", "mdadm", "shell_files", "components", "apt_sources", "units"}
     assert {path.stem for path in (PROJECT / "operations").glob("*.py")} - {"__init__"} <= tested
