@@ -315,7 +315,7 @@ def _held_alike(config: Config, hosts: list[str], users: list[str], limit: float
     so the copies may differ for as long as replication takes to carry a change."""
     deadline = time.monotonic() + limit
     while True:
-        held = {host: {user: mailboxes.index(config, host, user) for user in users} for host in hosts}
+        held = {host: mailboxes.index(config, host, users) for host in hosts}
         folders = {host: {user: sorted((f["mailbox"], f["guid"], f["uidvalidity"]) for f in found)
                           for user, found in mailboxes.states(config, host, users).items()} for host in hosts}
         differing = [user for user in users if len({str((held[h][user], folders[h][user])) for h in hosts}) > 1]
