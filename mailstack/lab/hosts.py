@@ -102,6 +102,10 @@ class LabHost:
 
     def crash(self) -> None:
         """A power cut: every process of the host killed at once, then its traces cleared."""
+        self.kill_everything()
+        self.stop()
+
+    def kill_everything(self) -> None:
         while pids := self.all_pids():
             for pid in pids:
                 try:
@@ -109,7 +113,6 @@ class LabHost:
                 except ProcessLookupError:
                     pass
             time.sleep(0.05)
-        self.stop()
 
     def all_pids(self) -> list[int]:
         return self.pids()
@@ -122,17 +125,16 @@ class LabHost:
     def exited_within(self, seconds: float) -> bool:
         """Whether the host's processes are all gone within ``seconds``."""
         deadline = time.monotonic() + seconds
-        while self.pids() and time.monotonic() < deadline:
+        while self.all_pids() and time.monotonic() < deadline:
             time.sleep(0.2)
-        return not self.pids()
+        return not self.all_pids()
 
     def stop_processes(self, grace: float) -> None:
-        """Ask politely (the caller has), wait ``grace`` seconds, then kill what is left."""
+        """Ask politely (the caller has), wait ``grace`` seconds, then kill what is left: every
+        process of the host, since a container's stay when nspawn alone is killed (a
+        doveadm-server that did not end held two mx containers' shutdown past the grace once)."""
         if not self.exited_within(grace):
-            for pid in self.pids():
-                os.kill(pid, signal.SIGKILL)
-        while self.pids():
-            time.sleep(0.1)
+            self.kill_everything()
 
 
 class Container(LabHost):
@@ -152,11 +154,15 @@ class Container(LabHost):
         return images.base_image(self.release)
 
     def all_pids(self) -> list[int]:
-        """nspawn and every process inside: all live in the container's own cgroup."""
-        group = CGROUPS[0] / "mailstack-lab" / self.name
-        if not group.is_dir():
-            return self.pids()
-        return [int(pid) for procs in group.rglob("cgroup.procs") for pid in procs.read_text().split()]
+        """nspawn and every process inside: all live in the container's own cgroup, whose
+        groups below the container's systemd removes while it shuts down."""
+        found = []
+        for folder, _, _ in os.walk(CGROUPS[0] / "mailstack-lab" / self.name):
+            try:
+                found += [int(pid) for pid in (Path(folder) / "cgroup.procs").read_text().split()]
+            except OSError:
+                continue
+        return found or self.pids()
 
     def start(self, bridge: str) -> None:
         fresh = not self.is_prepared()
