@@ -83,7 +83,7 @@ def for_each_user(config: Config, host: str, users: list[str], command: str) -> 
     doveadm prints nothing when it finds nothing, so each answer ends with a separator."""
     script = "".join(
         f"found=$(doveadm -f json {command.format(user=shlex.quote(user))})\n"
-        f"printf '%s\\n\\036\\n' \"${{found:-[]}}\"\n"
+        f"printf '%s\\n{END_OF_USER}\\n' \"${{found:-[]}}\"\n"
         for user in users
     )
     result = ssh.run(config, host, "sh -es", input=script.encode(), timeout=600)
