@@ -740,7 +740,8 @@ for attempt in $(seq 120); do
     [ -n "$queued$running" ] || exit 0
     sleep 1
 done
-echo "a replication of $user was still queued or running after 120 s" >&2
+echo "a replication of $user was still queued or running after 120 s:" \
+    "${{queued:+queued: $queued }}${{running:+running: $running}}" >&2
 exit 1
 """
 

@@ -1,4 +1,5 @@
-"""What the end-to-end tests share: mail clients that trust pebble, and when a module began."""
+"""What the end-to-end tests share: mail clients that trust pebble, when a module began, and
+the mx hosts' Dovecot log in the report of a test that failed."""
 
 import pytest
 
@@ -28,3 +29,20 @@ def mx(request, lab, pebble_root) -> mailcheck.Mx:
 def started(lab) -> str:
     """When this module's tests began, for reading the journal of this run only."""
     return ssh(lab, "mx1", "date '+%Y-%m-%d %H:%M:%S'").strip()
+
+
+HEALTH_CHECKS = "'Aborted login by logging out (no auth attempts'"
+"""Each lb's protocol checks: a Dovecot log line every second per port."""
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed lab test's report carries the mx hosts' Dovecot log of its last minutes, so a
+    failure seen once (in CI, where nothing else is kept) comes with what replication did."""
+    report = (yield).get_result()
+    lab = item.funcargs.get("lab")
+    if report.failed and lab is not None:
+        for host in ("mx1", "mx2"):
+            log = lab.run(host, "journalctl -u dovecot --since -15min --no-pager"
+                                f" | grep -v {HEALTH_CHECKS} | tail -n 150")
+            report.sections.append((f"{host}: Dovecot's journal", log.stdout or log.stderr))
