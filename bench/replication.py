@@ -26,9 +26,10 @@ how many messages rep1 had acknowledged that rep2 does not hold. Last, the two D
 are made primary while apart, each takes a message, and they are reconnected: printed is
 whether DRBD detected the split brain and refused to resync either way. Then Pacemaker
 runs the pair and the node it put the mail on is crashed under load: printed are the seconds
-until the other took a message, and the messages lost. The bench leaves out what production
-adds and that would not change these figures: fencing (DRBD's ``fencing resource-only`` with
-its Pacemaker handler) and a third quorum vote (``corosync-qnetd``).
+until the other took a message, the messages lost, and the survivor's journal of its takeover.
+The bench leaves out what production adds and that would not change these figures: fencing
+(DRBD's ``fencing resource-only`` with its Pacemaker handler) and a third quorum vote
+(``corosync-qnetd``).
 """
 
 import argparse
@@ -179,6 +180,11 @@ CIB_CONSTRAINTS = """<constraints>
   <rsc_order id="mail-after-promotion" first="vmail-drbd" first-action="promote" then="mail" then-action="start"/>
 </constraints>
 """
+
+# Where the survivor's takeover time goes, by its own clock: the peer lost (Corosync, DRBD),
+# then what Pacemaker did.
+TAKEOVER_STEPS = ("journalctl -o short-precise --since -5min --no-pager | grep -E"
+                  " 'is down|new membership|PingAck|Result of (promote|start)' || true")
 
 
 class Guest:
@@ -428,7 +434,8 @@ def measure_pacemaker(rep1: Guest, rep2: Guest, sessions: int) -> dict:
     # Started, for Pacemaker, may come before Dovecot listens: sessions that found no listener
     # ended at once, and the load never came (the round's first run).
     first_delivery(active, time.monotonic(), "pacemaker-first")
-    return failover(active, standby, sessions, lambda: None, "pacemaker-failover")
+    crash = failover(active, standby, sessions, lambda: None, "pacemaker-failover")
+    return crash | {"timeline": standby.run(TAKEOVER_STEPS).splitlines()}
 
 
 ROUNDS = ["local", "nfs", "drbd", "pacemaker"]
@@ -485,6 +492,8 @@ def main() -> int:
         print(f"\n{'crash':14} {'takeover s':>11} {'acknowledged':>13} {'lost':>5}")
         for storage, crash in crashes.items():
             print(f"{storage:14} {crash['takeover_seconds']:11.2f} {crash['acknowledged']:13} {crash['lost']:5}")
+    for step in crashes.get("drbd+pacemaker", {}).get("timeline", []):
+        print(f"  {step}")
     if brain:
         print(f"\nDRBD: the crashed node came back and resynced in {brain['comeback_resync_seconds']} s;"
               f" split brain detected: {brain['detected']}, refused: {brain['refused']}"
