@@ -118,9 +118,11 @@ def _generalise(root: Path, suite: str, packages: list[str]) -> None:
 
 
 def preload(root: Path, packages: list[str]) -> None:
-    """Install ``packages`` as a deploy would (recommends included), then drop the key pairs they made."""
+    """Install ``packages`` as a deploy would (without recommends: the deploy's apt settings say
+    so, and what they recommend, such as OpenIPMI's service, fails on hosts without its
+    hardware), then drop the key pairs they made."""
     with _started_by_nothing(root):
-        _apt_install(root, packages)
+        _apt_install(root, packages, "--no-install-recommends")
     run("chroot", root, "apt-get", "clean")
     for key in [*(root / "etc/ssh").glob("ssh_host_*"), *(root / path for path in PACKAGE_KEYS)]:
         key.unlink(missing_ok=True)

@@ -49,6 +49,12 @@ def test_base_packages(host):
         assert host.package(package).is_installed
 
 
+def test_no_unit_has_failed(host):
+    """A unit that failed (a service that would not start, a timer's job) is a fault nobody is
+    told of; the deploys leave none."""
+    assert host.check_output("systemctl list-units --state=failed --no-legend --plain") == ""
+
+
 def test_clock_is_synchronised_outside_containers(host):
     if host.run("systemd-detect-virt --container --quiet").rc == 0:
         pytest.skip("a container shares its machine's clock")
