@@ -26,14 +26,16 @@ how many messages rep1 had acknowledged that rep2 does not hold. Last, the two D
 are made primary while apart, each takes a message, and they are reconnected: printed is
 whether DRBD detected the split brain and refused to resync either way. Then Pacemaker
 runs the pair and the node it put the mail on is crashed under load: printed are the seconds
-until the other took a message, the messages lost, and the survivor's journal of its takeover.
-The bench leaves out what production adds and that would not change these figures: fencing
+until the other took a message, the messages lost, the survivor's journal of its takeover,
+and what starting a process costs on the guest and on this machine (the resource agents are
+shell scripts). The bench leaves out what production adds and that would not change these figures: fencing
 (DRBD's ``fencing resource-only`` with its Pacemaker handler) and a third quorum vote
 (``corosync-qnetd``).
 """
 
 import argparse
 import smtplib
+import subprocess
 import sys
 import threading
 import time
@@ -185,6 +187,11 @@ CIB_CONSTRAINTS = """<constraints>
 # then what Pacemaker did.
 TAKEOVER_STEPS = ("journalctl -o short-precise --since -5min --no-pager | grep -E"
                   " 'is down|new membership|PingAck|Result of (promote|start)' || true")
+
+# Microseconds per start of a process, 200 in a row: what a shell-script resource agent pays
+# for each command it runs, on a guest and on this machine.
+PROCESS_START = ("start=$(date +%s%N); for i in $(seq 200); do /bin/true; done;"
+                 " echo $(( ($(date +%s%N) - start) / 200000 ))")
 
 
 class Guest:
@@ -435,7 +442,9 @@ def measure_pacemaker(rep1: Guest, rep2: Guest, sessions: int) -> dict:
     # ended at once, and the load never came (the round's first run).
     first_delivery(active, time.monotonic(), "pacemaker-first")
     crash = failover(active, standby, sessions, lambda: None, "pacemaker-failover")
-    return crash | {"timeline": standby.run(TAKEOVER_STEPS).splitlines()}
+    here = subprocess.run(["sh", "-c", PROCESS_START], capture_output=True, text=True, check=True).stdout
+    starts = {"guest": int(standby.run(PROCESS_START)) / 1000, "this machine": int(here) / 1000}
+    return crash | {"timeline": standby.run(TAKEOVER_STEPS).splitlines(), "process_start_ms": starts}
 
 
 ROUNDS = ["local", "nfs", "drbd", "pacemaker"]
@@ -492,8 +501,12 @@ def main() -> int:
         print(f"\n{'crash':14} {'takeover s':>11} {'acknowledged':>13} {'lost':>5}")
         for storage, crash in crashes.items():
             print(f"{storage:14} {crash['takeover_seconds']:11.2f} {crash['acknowledged']:13} {crash['lost']:5}")
-    for step in crashes.get("drbd+pacemaker", {}).get("timeline", []):
-        print(f"  {step}")
+    if pacemaker := crashes.get("drbd+pacemaker"):
+        for step in pacemaker["timeline"]:
+            print(f"  {step}")
+        starts = pacemaker["process_start_ms"]
+        print(f"a process start, which the resource agents pay per command: {starts['guest']:.1f} ms on the"
+              f" surviving guest, {starts['this machine']:.1f} ms on this machine")
     if brain:
         print(f"\nDRBD: the crashed node came back and resynced in {brain['comeback_resync_seconds']} s;"
               f" split brain detected: {brain['detected']}, refused: {brain['refused']}"
