@@ -28,9 +28,9 @@ whether DRBD detected the split brain and refused to resync either way. Then Pac
 runs the pair and the node it put the mail on is crashed under load: printed are the seconds
 until the other took a message, the messages lost, the survivor's journal of its takeover,
 and what starting a process costs on the guest and on this machine (the resource agents are
-shell scripts). The bench leaves out what production adds and that would not change these figures: fencing
-(DRBD's ``fencing resource-only`` with its Pacemaker handler) and a third quorum vote
-(``corosync-qnetd``).
+shell scripts). The bench leaves out what production adds and that would not change these
+figures: fencing (DRBD's ``fencing resource-only`` with its Pacemaker handler) and a third
+quorum vote (``corosync-qnetd``).
 """
 
 import argparse
