@@ -39,6 +39,8 @@ def dovecot():
         )
 
 
+DSYNC_IO_TIMEOUT = 30  # seconds: dsync's -T, Dovecot's own default being 600
+
 # Two hosts syncing one mailbox from both ends at once can fail it (a new cluster's first
 # deploy did), and it would wait 5 minutes for its retry: ask again for each failed mailbox
 # until none is queued, failed or still syncing (the replicator clears a mailbox's priority
@@ -63,6 +65,7 @@ def values(target: Target) -> dict:
         "mozilla_intermediate_ciphers": certificates.MOZILLA_INTERMEDIATE_CIPHERS,
         "lb_addresses": services.addresses(config, "lb"),
         "replication_port": services.REPLICATION_PORT,
+        "dsync_io_timeout": DSYNC_IO_TIMEOUT,
         "peers": [name for name in config.hosts_in("mx") if name != target.name],
         "doveadm_password": target.named_secret("doveadm.pass"),
         "metrics_port": services.DOVECOT_METRICS_PORT,

@@ -35,6 +35,7 @@ from deploys.migration import MIGRATION
 from deploys.node_exporter import NODE_EXPORTER
 from deploys.postfix import POSTFIX
 from deploys.prometheus import PROMETHEUS
+from deploys.replication_watchdog import REPLICATION_WATCHDOG
 from deploys.rspamd import RSPAMD
 from deploys.sshd import SSHD
 from deploys.storage import STORAGE
@@ -51,6 +52,7 @@ CLUSTER = (
     RSPAMD,  # before Postfix, whose milter it is
     POSTFIX,
     DOVECOT,  # after Postfix: its LMTP and auth sockets live in Postfix's spool
+    REPLICATION_WATCHDOG,
     MAIL_EXPORTERS,  # after Postfix and Redis, which they read
     BACKUP_HOST,  # the repository's host lets the mx hosts in before their first backup
     BACKUP,

@@ -1,10 +1,12 @@
 """What the end-to-end tests share: mail clients that trust pebble, when a module began, and
-the mx hosts' Dovecot log in the report of a test that failed."""
+the mx hosts' replication state and Dovecot log in the report of a test that failed."""
 
+import shlex
 import subprocess
 
 import pytest
 
+from deploys.replication_watchdog import TIMER as WATCHDOG
 from mailstack.lab import mailcheck
 from tests.support import ssh
 
@@ -33,26 +35,42 @@ def started(lab) -> str:
     return ssh(lab, "mx1", "date '+%Y-%m-%d %H:%M:%S'").strip()
 
 
-HEALTH_CHECKS = "'Aborted login by logging out (no auth attempts'"
-"""Each lb's protocol checks: a Dovecot log line every second per port."""
+ROUTINE = ("Aborted login by logging out (no auth attempts", "Connection closed (no auth attempts",
+           "Connect from local", "Disconnect from local", "saved mail to")
+"""Dovecot's log lines that say nothing of a failure: each lb's protocol checks (a line every
+second per port), the lab's own TLS probes and every delivery."""
+
+REPLICATION = ("doveadm replicator status '*'; doveadm replicator dsync-status;"
+               " ps -eo pid,etimes,args | grep '[d]oveadm'")
+"""Who waits to be replicated, what each dsync connection does and how long the doveadm
+processes have run: a replication that stalls is named by these."""
+
+BUSIEST = "top -b -c -w 150 -d 2 -n 2 | awk '/^top -/ { n++ } n == 2' | head -n 20"
+"""This machine's load and what takes its CPU: a lab starved by a runaway process is slow everywhere."""
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """A failed lab test's report carries the mx hosts' Dovecot log of its last minutes, so a
-    failure seen once (in CI, where nothing else is kept) comes with what replication did."""
+    """A failed lab test's report carries this machine's load and the mx hosts' replication
+    state and Dovecot log of their last minutes, so a failure seen once (in CI, where nothing
+    else is kept) comes with what replication did."""
     report = (yield).get_result()
     lab = item.funcargs.get("lab")
     if report.failed and lab is not None:
+        busiest = subprocess.run(BUSIEST, shell=True, capture_output=True, text=True)
+        report.sections.append(("this machine: load and busiest processes", busiest.stdout))
+        skip_routine = " ".join(f"-e {shlex.quote(line)}" for line in ROUTINE)
         for host in lab.config.hosts_in("mx"):
-            report.sections.append((f"{host}: Dovecot's journal", dovecot_journal(lab, host)))
+            report.sections.append((f"{host}: replication", said(lab, host, REPLICATION)))
+            report.sections.append((f"{host}: Dovecot's and the replication watchdog's journal", said(
+                lab, host, f"journalctl -u dovecot -u {WATCHDOG.removesuffix('.timer')} --since -15min --no-pager"
+                           f" | grep -v {skip_routine} | tail -n 60")))
 
 
-def dovecot_journal(lab, host: str) -> str:
-    """The last 15 minutes of it, or why not: a failed test may have left the host down."""
+def said(lab, host: str, command: str) -> str:
+    """What ``command`` printed on ``host``, or why not: a failed test may have left it down."""
     try:
-        log = lab.run(host, f"journalctl -u dovecot --since -15min --no-pager | grep -v {HEALTH_CHECKS}"
-                            " | tail -n 150", timeout=30)
+        answer = lab.run(host, command, timeout=30)
     except subprocess.TimeoutExpired:
         return f"{host} did not answer within 30 s"
-    return log.stdout or log.stderr
+    return answer.stdout + answer.stderr

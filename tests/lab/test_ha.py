@@ -9,8 +9,9 @@ import time
 
 import pytest
 
+from deploys.replication_watchdog import TIMER as WATCHDOG
 from mailstack.lab.mailcheck import message, pinned
-from mailstack.services import SERVICES
+from mailstack.services import REPLICATION_PORT, SERVICES
 from tests.lab import clients, faults
 from tests.support import LAB_INVENTORY, changes, deploy, lab_variant, ssh
 
@@ -80,6 +81,28 @@ def test_a_message_delivered_on_one_backend_is_readable_on_the_other(lab, vip):
     with pinned(lab, second):
         vip.wait_for("bob", mail["Subject"], timeout=30)
     print(f"replicated from {first} to {second} within {time.monotonic() - started:.1f} s")
+
+
+def test_a_sync_stuck_before_its_stream_is_killed_and_the_mail_replicated(lab, vip):
+    """The peer's answers to a sync are lost after the TCP handshake, as in a TLS stall, where
+    doveadm has no timeout: the replicator would wait for that sync for ever. The watchdog
+    kills it within a minute and a half, and once answers pass, the mail reaches the peer."""
+    first, second = lab.config.hosts_in("mx")[:2]
+    since = ssh(lab, first, "date '+%Y-%m-%d %H:%M:%S'").strip()
+    answers = (f"OUTPUT -p tcp --sport {REPLICATION_PORT} -d {lab.config.hosts[first].address}"
+               " -m length --length 120: -j DROP")  # all but the bare ACKs
+    mail = message(vip.user("alice"), vip.user("bob"))
+    ssh(lab, second, f"iptables -I {answers}")
+    try:
+        with pinned(lab, first):
+            vip.send("alice", mail)
+            vip.wait_for("bob", mail["Subject"])
+        watchdog = f"journalctl -u {WATCHDOG.removesuffix('.timer')} --since '{since}' --no-pager"
+        faults.wait_for(lambda: "killing its process" in ssh(lab, first, watchdog), 120, "the stuck sync killed")
+    finally:
+        ssh(lab, second, f"iptables -D {answers}")
+    with pinned(lab, second):
+        vip.wait_for("bob", mail["Subject"], timeout=60)
 
 
 def test_front_failover_loses_no_accepted_message(lab, vip, whole):
