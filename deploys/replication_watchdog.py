@@ -2,7 +2,7 @@
 mailbox behind on the peer in two ways (docs/ha.md):
 
 - a sync that failed (its TLS stream stalled until the I/O timeout ``-T``, which the lab
-  showed about once in 400 syncs under load, or the peer was restarting) is retried by the
+  showed about once in 300 syncs under load, or the peer was restarting) is retried by the
   replicator only 5 minutes on, unless the mailbox changes again;
 - a sync whose connection stalls before its stream starts (TLS handshake, login: doveadm has
   no timeout there) is waited for by the replicator for ever, and that mailbox is synced no
