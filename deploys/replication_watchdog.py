@@ -23,7 +23,8 @@ from mailstack import services
 from mailstack.component import MAIL, Component, ManagedFile, Target, verify_units
 
 SCRIPT = "/usr/local/sbin/mailstack-replication-watchdog"
-TIMER = "mailstack-replication-watchdog.timer"
+UNIT = "mailstack-replication-watchdog"  # its service; the timer that runs it is TIMER
+TIMER = f"{UNIT}.timer"
 EVERY = 15  # seconds
 
 
@@ -52,10 +53,10 @@ REPLICATION_WATCHDOG = Component(
     MAIL,
     files=(
         ManagedFile(SCRIPT, mode="755"),
-        ManagedFile("/etc/systemd/system/mailstack-replication-watchdog.service"),
+        ManagedFile(f"/etc/systemd/system/{UNIT}.service"),
         ManagedFile(f"/etc/systemd/system/{TIMER}"),
     ),
-    check=f"bash -n {{root}}{SCRIPT} && " + verify_units(SCRIPT, "mailstack-replication-watchdog"),
+    check=f"bash -n {{root}}{SCRIPT} && " + verify_units(SCRIPT, UNIT),
     values=values,
     when=replicated,
 )

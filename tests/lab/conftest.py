@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from deploys.replication_watchdog import TIMER as WATCHDOG
+from deploys.replication_watchdog import UNIT as WATCHDOG
 from mailstack.lab import mailcheck
 from tests.support import ssh
 
@@ -63,7 +63,7 @@ def pytest_runtest_makereport(item, call):
         for host in lab.config.hosts_in("mx"):
             report.sections.append((f"{host}: replication", said(lab, host, REPLICATION)))
             report.sections.append((f"{host}: Dovecot's and the replication watchdog's journal", said(
-                lab, host, f"journalctl -u dovecot -u {WATCHDOG.removesuffix('.timer')} --since -15min --no-pager"
+                lab, host, f"journalctl -u dovecot -u {WATCHDOG} --since -15min --no-pager"
                            f" | grep -v {skip_routine} | tail -n 60")))
 
 

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from deploys.replication_watchdog import TIMER as WATCHDOG
+from deploys.replication_watchdog import UNIT as WATCHDOG
 from mailstack.lab.mailcheck import message, pinned
 from mailstack.services import REPLICATION_PORT, SERVICES
 from tests.lab import clients, faults
@@ -97,7 +97,7 @@ def test_a_sync_stuck_before_its_stream_is_killed_and_the_mail_replicated(lab, v
         with pinned(lab, first):
             vip.send("alice", mail)
             vip.wait_for("bob", mail["Subject"])
-        watchdog = f"journalctl -u {WATCHDOG.removesuffix('.timer')} --since '{since}' --no-pager"
+        watchdog = f"journalctl -u {WATCHDOG} --since '{since}' --no-pager"
         faults.wait_for(lambda: "killing its process" in ssh(lab, first, watchdog), 120, "the stuck sync killed")
     finally:
         ssh(lab, second, f"iptables -D {answers}")
