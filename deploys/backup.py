@@ -42,6 +42,7 @@ def values(target: Target) -> dict:
         "repository": backups.repository_url(config),
         "backup_host": backups.backup_host(config),
         "standby": target.name == backups.standby(config),
+        "on_drbd": config.mailbox_replication == "drbd",
         "vmail_dataset": backups.vmail_dataset(config, target.name),
         "state_paths": backups.STATE_PATHS,
         "archives": backups.MAIL_ARCHIVES,

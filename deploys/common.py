@@ -6,6 +6,7 @@ import shlex
 from pyinfra import host
 from pyinfra.operations import apt, server, systemd
 
+from mailstack import services
 from mailstack.component import Component
 from operations.components import all_hosts_reach, cluster_config, component_files
 
@@ -52,12 +53,39 @@ def configured_service(
         systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
     several = {service: title} if isinstance(service, str) else {name: name for name in service}
     for name, label in several.items():
-        systemd.service(name=f"Run {label}", service=name, running=True, enabled=True)
+        run_service(name, label)
     if ready:
         wait = f"until {ready} >/dev/null 2>&1; do sleep 1; done"
         server.shell(name=f"Wait until {title} answers", commands=[f"timeout 120 sh -c {shlex.quote(wait)}"],
                      _if=files.did_change)
-    verb, change = ("Restart", {"restarted": True}) if restarted else ("Reload", {"reloaded": True})
     for name, label in several.items():
-        systemd.service(name=f"{verb} {label}", service=name, **change, _if=files.did_change)
+        apply_settings(name, label, files, restarted)
     return files
+
+
+def by_pacemaker(service: str) -> bool:
+    """Whether Pacemaker starts ``service`` on this host, where the mail is (deploys/pacemaker.py)."""
+    return service in services.CLUSTERED and cluster_config().mailbox_replication == "drbd" and host.name in (
+        cluster_config().hosts_in("mx"))
+
+
+def run_service(service: str, label: str) -> None:
+    """Run ``service`` now and at boot; one that Pacemaker runs stays off at boot, and is left
+    running or stopped as Pacemaker has it."""
+    if by_pacemaker(service):
+        systemd.service(name=f"Leave {label} to Pacemaker", service=service, running=None, enabled=False)
+    else:
+        systemd.service(name=f"Run {label}", service=service, running=True, enabled=True)
+
+
+def apply_settings(service: str, label: str, files, restarted: bool = False) -> None:
+    """Reload (or restart) ``service`` when its ``files`` changed; one that Pacemaker runs only
+    where it runs."""
+    verb = "Restart" if restarted else "Reload"
+    if by_pacemaker(service):
+        action = "try-restart" if restarted else "try-reload-or-restart"
+        server.shell(name=f"{verb} {label} where it runs", commands=[f"systemctl {action} {service}"],
+                     _if=files.did_change)
+    else:
+        change = {"restarted": True} if restarted else {"reloaded": True}
+        systemd.service(name=f"{verb} {label}", service=service, **change, _if=files.did_change)

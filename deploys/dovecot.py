@@ -32,7 +32,7 @@ def dovecot():
     # A sync that ran while a peer was starting or reloading stays marked failed until the
     # replicator retries it, 5 minutes on. Once every mx host runs its new settings (pyinfra
     # runs an operation on every host before the next), replicate every mailbox again.
-    if len(cluster_config().hosts_in("mx")) > 1:
+    if cluster_config().mailbox_replication == "dsync":
         server.shell(
             name="Replicate every mailbox with the peers", commands=["doveadm replicator replicate -f '*'", SETTLE],
             _if=settings.did_change,

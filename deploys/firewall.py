@@ -25,6 +25,8 @@ from mailstack.component import EVERY_HOST, Component, ManagedFile, Target
 from mailstack.config import Config
 from mailstack.config.model import RateLimit
 from mailstack.services import (
+    COROSYNC_PORT,
+    DRBD_PORT,
     HAPROXY_PEERS_PORT,
     MTA_STS_PORT,
     MX_METRICS,
@@ -167,7 +169,10 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
     if "mx" in groups:
         lbs = _addresses(config, config.hosts_in("lb"))
         rules += [Allow(f"{service.name} from the lb hosts", "tcp", service.port, lbs) for service in SERVICES]
-        if peers("mx"):
+        if config.mailbox_replication == "drbd":
+            rules += [Allow("DRBD replication from the other mx host", "tcp", DRBD_PORT, peers("mx")),
+                      Allow("Corosync from the other mx host", "udp", COROSYNC_PORT, peers("mx"))]
+        elif peers("mx"):
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
     if "backup" in groups:
         rules.append(Allow("SSH from the mx hosts (borg serve only)", "tcp", config.ssh.port,

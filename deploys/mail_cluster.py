@@ -26,6 +26,7 @@ from deploys.base import BASE
 from deploys.certbot import CERTBOT
 from deploys.common import BACKENDS_CONVERGED, converge
 from deploys.dovecot import DOVECOT
+from deploys.drbd import DRBD
 from deploys.fail2ban import FAIL2BAN
 from deploys.firewall import FIREWALL
 from deploys.haproxy import HAPROXY
@@ -33,6 +34,7 @@ from deploys.keepalived import KEEPALIVED
 from deploys.mail_exporters import MAIL_EXPORTERS
 from deploys.migration import MIGRATION
 from deploys.node_exporter import NODE_EXPORTER
+from deploys.pacemaker import PACEMAKER
 from deploys.postfix import POSTFIX
 from deploys.prometheus import PROMETHEUS
 from deploys.replication_watchdog import REPLICATION_WATCHDOG
@@ -46,6 +48,7 @@ CLUSTER = (
     SSHD,
     NODE_EXPORTER,  # its textfile folder exists before the components that write metrics there
     STORAGE,  # /var/vmail is mounted before Dovecot puts mail there
+    DRBD,  # on a Debian 13 pair: the array replicated, its filesystem made once
     TLS,  # certificates before the services that serve them
     MIGRATION,  # the old server's CA before Dovecot connects to it
     CERTBOT,
@@ -53,6 +56,7 @@ CLUSTER = (
     POSTFIX,
     DOVECOT,  # after Postfix: its LMTP and auth sockets live in Postfix's spool
     REPLICATION_WATCHDOG,
+    PACEMAKER,  # on a Debian 13 pair: runs the mail where DRBD is promoted, once it is configured
     MAIL_EXPORTERS,  # after Postfix and Redis, which they read
     BACKUP_HOST,  # the repository's host lets the mx hosts in before their first backup
     BACKUP,

@@ -1,8 +1,9 @@
 """Postfix: postscreen on 25, submission on 587 and 465, delivery to Dovecot over LMTP."""
 
 from pyinfra.api import deploy
-from pyinfra.operations import apt, server, systemd
+from pyinfra.operations import apt, server
 
+from deploys.common import apply_settings, run_service
 from deploys.rspamd import MILTER_SOCKET
 from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
@@ -16,8 +17,8 @@ def postfix():
     apt.packages(name="Install Postfix", packages=list(POSTFIX.packages))
     files = component_files(name="Configure Postfix", component=POSTFIX)
     server.shell(name="Index Postfix maps", commands=["postmap " + " ".join(MAPS)], _if=files.did_change)
-    systemd.service(name="Run Postfix", service="postfix", running=True, enabled=True)
-    systemd.service(name="Reload Postfix", service="postfix", reloaded=True, _if=files.did_change)
+    run_service("postfix", "Postfix")
+    apply_settings("postfix", "Postfix", files)
 
 
 def sender_logins(config) -> dict[str, list[str]]:

@@ -45,7 +45,7 @@ def values(target: Target) -> dict:
 
 
 def replicated(config) -> bool:
-    return len(config.hosts_in("mx")) > 1
+    return config.mailbox_replication == "dsync"
 
 
 REPLICATION_WATCHDOG = Component(

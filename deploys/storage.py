@@ -43,7 +43,9 @@ def storage():
     layout = config.hosts[host.name].storage
     where = f"{config.source}: hosts.{host.name}.storage"
     if layout.mdraid:
-        software_raid(where + ".mdraid", layout.mdraid, config.postmaster)
+        # On a Debian 13 mx pair the array is DRBD's disk (deploys/drbd.py); Pacemaker mounts it.
+        under_drbd = config.mailbox_replication == "drbd" and host.name in config.hosts_in("mx")
+        software_raid(where + ".mdraid", layout.mdraid, config.postmaster, under_drbd)
     else:
         zfs_pool(where + ".zfs", layout.zfs, config.postmaster)
 
@@ -53,16 +55,17 @@ def refuse_hiding_files(where: str, mount_point: str) -> None:
         refuse_if(where, [f"{mount_point} is not empty: a filesystem mounted there would hide its files"])
 
 
-def software_raid(where: str, raid, mail_to: str):
+def software_raid(where: str, raid, mail_to: str, under_drbd: bool = False):
     packages = ["mdadm"] + (["xfsprogs"] if raid.filesystem == "xfs" else [])
     arrays = host.get_fact(MdArrays)
     disks = host.get_fact(DeviceContents, devices=tuple(raid.devices))
     refuse_if(where, rules.md_refusals(raid, arrays, disks))
     running = rules.find_array(raid, arrays)
     device = running[0] if running else rules.array_device(raid)
-    filesystem = host.get_fact(DeviceContents, devices=(device,))[device]
-    refuse_if(where, rules.filesystem_refusals(raid, device, filesystem))
-    refuse_hiding_files(where, raid.mount_point)
+    filesystem = None if under_drbd else host.get_fact(DeviceContents, devices=(device,))[device]
+    if not under_drbd:
+        refuse_if(where, rules.filesystem_refusals(raid, device, filesystem))
+        refuse_hiding_files(where, raid.mount_point)
 
     apt.packages(name="Install mdadm", packages=packages)
     if not running:
@@ -73,7 +76,7 @@ def software_raid(where: str, raid, mail_to: str):
                 rules.mdadm_create(raid, device),
             ],
         )
-    if not (filesystem and filesystem["signatures"]):
+    if not (under_drbd or filesystem and filesystem["signatures"]):
         server.shell(
             name=f"Make the {raid.filesystem} filesystem",
             commands=[rules.mkfs(raid, device)],
@@ -81,11 +84,12 @@ def software_raid(where: str, raid, mail_to: str):
     md_config(
         name="Record the array in mdadm.conf and the initramfs", array_name=raid.name, device=device, mail_to=mail_to
     )
-    fstab_entry(
-        name=f"Mount {raid.mount_point} at boot",
-        device=device, mount_point=raid.mount_point, filesystem=raid.filesystem, options=raid.mount_options,
-    )
-    mounted(name=f"Mount {raid.mount_point}", mount_point=raid.mount_point, options=raid.mount_options)
+    if not under_drbd:
+        fstab_entry(
+            name=f"Mount {raid.mount_point} at boot",
+            device=device, mount_point=raid.mount_point, filesystem=raid.filesystem, options=raid.mount_options,
+        )
+        mounted(name=f"Mount {raid.mount_point}", mount_point=raid.mount_point, options=raid.mount_options)
     # Debian starts mdadm's monitor with the array; it mails the MAILADDR of mdadm.conf.
     systemd.service(name="Monitor the array", service="mdmonitor", running=True)
 

@@ -85,6 +85,19 @@ def verify_units(script: str, units: str) -> str:
     )
 
 
+def verify_drop_ins(paths: tuple[str, ...]) -> str:
+    """A check command: systemd's own verdict on each staged drop-in, read as the settings of a
+    service of its own that runs /bin/true. systemd ignores an unknown or malformed setting
+    with a warning; here any warning fails."""
+    return " && ".join(
+        f"mkdir -p {{root}}/verify && (cat {{root}}{path} && printf '[Service]\\nExecStart=/bin/true\\n')"
+        f" > {{root}}/verify/drop-in-{number}.service"
+        f" && {{{{ systemd-analyze verify --man=no {{root}}/verify/drop-in-{number}.service 2>&1 || echo failed; }}}}"
+        " | {{ ! grep . >&2; }}"
+        for number, path in enumerate(paths)
+    )
+
+
 def no_values(target: Target) -> dict:
     return {}
 

@@ -13,6 +13,8 @@ from .config import Config
 
 SHARED_PASSWORDS = {"doveadm.pass": 32}
 """Passwords the hosts of a cluster share, by file in the secrets folder, with their length."""
+COROSYNC_KEY = "corosync.key"
+"""The mx pair's Corosync key, where its mailboxes are on DRBD (deploys/pacemaker.py)."""
 HIDDEN = "<secret>"
 SHORTEST = 8
 """Lines of secret files shorter than this (a PEM file's last one) are not secret enough to hide."""
@@ -33,6 +35,8 @@ def make(config: Config) -> Path:
     dkim.make_keys(config)
     for name, length in SHARED_PASSWORDS.items():
         keys.random_secret(config.secrets_dir / name, length)
+    if config.mailbox_replication == "drbd":  # Corosync wants 1,024 bits at least
+        keys.random_secret(config.secrets_dir / COROSYNC_KEY, 192)
     if config.hosts_in("backup"):
         keys.random_secret(config.secrets_dir / backup.PASSPHRASE, 48)
         keys.ssh_keypair(config.secrets_dir / backup.SSH_KEY)

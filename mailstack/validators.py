@@ -6,7 +6,8 @@ release, otherwise those in the lab's base image of the release (which carries e
 component's packages), entered through an overlay that leaves the image unwritten.
 
 Either way the check runs in a network namespace of its own in which the host's interface
-exists (keepalived refuses an unknown one), as it would on the host.
+exists with its address (keepalived refuses an unknown interface, Corosync a node list
+without this host's address), as it would on the host.
 """
 
 import shlex
@@ -34,7 +35,9 @@ def check(component: Component, config: Config, host_name: str, root: Path) -> s
     """Run ``component``'s check on its files staged under ``root`` for ``host_name``."""
     release = config.release_of(host_name)
     interface = shlex.quote(config.hosts[host_name].interface)
-    script = f"ip link set lo up && ip link add {interface} type veth peer name stand-in && "
+    address = shlex.quote(str(config.hosts[host_name].address))
+    script = (f"ip link set lo up && ip link add {interface} type veth peer name stand-in"
+              f" && ip address add {address} dev {interface} && ")
     if release == this_release():
         script += component.check.format(root=root)
     else:

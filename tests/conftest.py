@@ -26,20 +26,24 @@ def example_inventory(request) -> Path:
 
 
 @pytest.fixture(scope="session")
-def lab():
-    """The local lab, up and deployed. It is torn down at the end, even when tests fail,
-    if this session started it; a lab that was already running is reused and left running."""
+def lab(request):
+    """The local lab, up and deployed: of ``--inventory`` when that is a lab's (as
+    inventories/lab-drbd.py), else the lab's own. It is torn down at the end, even when tests
+    fail, if this session started it; a lab that was already running is reused and left running."""
     if os.geteuid() != 0:
         pytest.skip("the lab needs root")
     from mailstack import dns
     from mailstack.inventory import load_for
     from mailstack.lab import Lab
 
-    the_lab = Lab(load_for(LAB_INVENTORY))
+    given = request.config.getoption("--inventory")
+    inventory = Path(given).resolve() if given and load_for(given).lab else LAB_INVENTORY
+    the_lab = Lab(load_for(inventory))
+    the_lab.inventory = inventory
     the_lab.started_here = not all(row["ssh"] == "ready" for row in the_lab.status())
     try:
         the_lab.up()
-        the_lab.first_deploy = deploy()
+        the_lab.first_deploy = deploy(inventory)
         dns.push(the_lab.config)
         yield the_lab
     finally:

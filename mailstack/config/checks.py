@@ -125,15 +125,28 @@ def _hosts(config: Config) -> Iterator[Problem]:
 
 
 def _releases(config: Config) -> Iterator[Problem]:
-    """What Debian 13 hosts cannot do yet (docs/releases.md)."""
-    for name, host in config.hosts.items():
-        if config.release_of(name) != "trixie":
-            continue
-        where = ("hosts", name, "release") if host.release else ("cluster", "release")
-        if "mx" in host.groups and len(config.hosts_in("mx")) > 1:
+    """An mx pair replicates one way: both hosts on Debian 12 (Dovecot's replicator) or both on
+    Debian 13 (DRBD over each host's mdadm array, docs/releases.md)."""
+    pair = config.hosts_in("mx")
+    if len(pair) < 2:
+        return
+    first = config.release_of(pair[0])
+    for name in pair[1:]:
+        if config.release_of(name) != first:
+            where = ("hosts", name, "release") if config.hosts[name].release else ("cluster", "release")
             yield where, (
-                f"host {name}: mx hosts replicate with Dovecot 2.3's replicator, which Debian 13's Dovecot 2.4 no"
-                " longer has; with two mx hosts, run them on bookworm (docs/releases.md)"
+                f"host {name} runs {config.release_of(name)} and {pair[0]} {first}; the mx pair replicates by"
+                " Dovecot 2.3's replicator on bookworm or by DRBD on trixie, so both run one release (docs/releases.md)"
+            )
+            return
+    if config.mailbox_replication != "drbd":
+        return
+    for name in pair:
+        storage = config.hosts[name].storage
+        if not (storage and storage.mdraid):
+            yield ("hosts", name, "storage"), (
+                "an mx host on trixie keeps /var/vmail on DRBD over an mdadm array: put it in the storage"
+                " group with storage.mdraid (docs/ha.md)"
             )
 
 

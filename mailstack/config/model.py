@@ -616,5 +616,15 @@ class Config(Section):
     def release_of(self, host_name: str) -> str:
         return self.hosts[host_name].release or self.cluster.release
 
+    @property
+    def mailbox_replication(self) -> str | None:
+        """How the two mx hosts keep their mailboxes alike (docs/ha.md): ``dsync``, Dovecot 2.3's
+        replicator, on Debian 12; ``drbd``, /var/vmail on DRBD run by Pacemaker, on Debian 13,
+        whose Dovecot has no replicator; None with one mx host."""
+        mx = self.hosts_in("mx")
+        if len(mx) < 2:
+            return None
+        return "drbd" if self.release_of(mx[0]) == "trixie" else "dsync"
+
 
 Storage.model_rebuild()

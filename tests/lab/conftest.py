@@ -40,10 +40,16 @@ ROUTINE = ("Aborted login by logging out (no auth attempts", "Connection closed 
 """Dovecot's log lines that say nothing of a failure: each lb's protocol checks (a line every
 second per port), the lab's own TLS probes and every delivery."""
 
-REPLICATION = ("doveadm replicator status '*'; doveadm replicator dsync-status;"
-               " ps -eo pid,etimes,args | grep '[d]oveadm'")
-"""Who waits to be replicated, what each dsync connection does and how long the doveadm
-processes have run: a replication that stalls is named by these."""
+REPLICATION = {
+    "dsync": "doveadm replicator status '*'; doveadm replicator dsync-status;"
+             " ps -eo pid,etimes,args | grep '[d]oveadm'",
+    "drbd": "cat /proc/drbd; crm_mon -1 --include=failcounts",
+}
+"""By how the pair replicates: who waits to be replicated, what each dsync connection does and
+how long the doveadm processes have run (a replication that stalls is named by these); or
+DRBD's connection and disks, and where Pacemaker runs what, with what failed."""
+
+JOURNALS = {"dsync": f"-u dovecot -u {WATCHDOG}", "drbd": "-u dovecot -u pacemaker -u corosync"}
 
 BUSIEST = "top -b -c -w 150 -d 2 -n 2 | awk '/^top -/ { n++ } n == 2' | head -n 20"
 """This machine's load and what takes its CPU: a lab starved by a runaway process is slow everywhere."""
@@ -60,10 +66,11 @@ def pytest_runtest_makereport(item, call):
         busiest = subprocess.run(BUSIEST, shell=True, capture_output=True, text=True)
         report.sections.append(("this machine: load and busiest processes", busiest.stdout))
         skip_routine = " ".join(f"-e {shlex.quote(line)}" for line in ROUTINE)
+        replication = lab.config.mailbox_replication or "dsync"
         for host in lab.config.hosts_in("mx"):
-            report.sections.append((f"{host}: replication", said(lab, host, REPLICATION)))
-            report.sections.append((f"{host}: Dovecot's and the replication watchdog's journal", said(
-                lab, host, f"journalctl -u dovecot -u {WATCHDOG} --since -15min --no-pager"
+            report.sections.append((f"{host}: replication", said(lab, host, REPLICATION[replication])))
+            report.sections.append((f"{host}: journal ({JOURNALS[replication]})", said(
+                lab, host, f"journalctl {JOURNALS[replication]} --since -15min --no-pager"
                            f" | grep -v {skip_routine} | tail -n 60")))
 
 

@@ -2,7 +2,7 @@
 
 from deploys.firewall import allowances
 from mailstack.inventory import load_for
-from mailstack.services import SERVICES
+from mailstack.services import COROSYNC_PORT, DRBD_PORT, REPLICATION_PORT, SERVICES
 from tests.support import PROJECT
 
 PROD = load_for(PROJECT / "inventories/prod.py")
@@ -18,6 +18,14 @@ def test_mx_hosts_take_mail_only_from_the_lb_hosts_and_replication_from_their_pe
     for port in MAIL_PORTS:
         assert rules[port] == (("192.0.2.11", "192.0.2.12"), None)
     assert rules[12345] == (("192.0.2.22",), None)
+    assert COROSYNC_PORT not in rules and DRBD_PORT not in rules
+
+
+def test_a_debian_13_pair_opens_drbd_and_corosync_to_its_peer_instead_of_dsync():
+    pair = load_for(PROJECT / "inventories/lab-drbd.py")
+    rules = {(rule.protocol, rule.port): rule.sources for rule in allowances(pair, "mx2")}
+    assert rules[("tcp", DRBD_PORT)] == rules[("udp", COROSYNC_PORT)] == ("10.77.0.21",)
+    assert ("tcp", REPLICATION_PORT) not in rules
 
 
 def test_lb_hosts_take_mail_on_the_virtual_ip_from_anywhere_with_limits():
