@@ -65,8 +65,7 @@ def configured_service(
 
 def by_pacemaker(service: str) -> bool:
     """Whether Pacemaker starts ``service`` on this host, where the mail is (deploys/pacemaker.py)."""
-    return service in services.CLUSTERED and cluster_config().mailbox_replication == "drbd" and host.name in (
-        cluster_config().hosts_in("mx"))
+    return service in services.CLUSTERED and cluster_config().mailboxes_on_drbd(host.name)
 
 
 def run_service(service: str, label: str) -> None:

@@ -84,8 +84,10 @@ def master_login(target: Target) -> str:
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:
-    """Dovecot's own files, and the migration's routes file while there is one."""
-    return FILES + migration.route_file(config, migration.PROXIED)
+    """Dovecot's own files, the replicator's start on a dsync pair, and the migration's routes
+    file while there is one."""
+    replicator = (REPLICATOR_START,) if config.mailbox_replication == "dsync" else ()
+    return FILES + replicator + migration.route_file(config, migration.PROXIED)
 
 
 FILES = (
@@ -93,9 +95,9 @@ FILES = (
     ManagedFile("/etc/dovecot/users", mode="640", group="dovecot"),
     ManagedFile("/etc/dovecot/replication.conf", mode="640", group="dovecot"),
     ManagedFile("/etc/dovecot/master-users", mode="640", group="dovecot"),
-    ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf"),
     ManagedFile(SYSCTL),
 )
+REPLICATOR_START = ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf")
 
 DOVECOT = Component(
     dovecot,

@@ -20,6 +20,7 @@ from pyinfra.operations import server, systemd
 
 from deploys.common import configured_service
 from deploys.dovecot import VMAIL_UID
+from deploys.postfix import POSTFIX_UID
 from facts.drbd import DrbdMetadata
 from mailstack import services, storage_rules
 from mailstack.component import MAIL, Component, ManagedFile, Target, verify_drop_ins
@@ -57,7 +58,8 @@ def drbd():
 
 def first_start(config: Config) -> str:
     """Once the peer connected: if it holds data, nothing (DRBD copies it here); if its disk is
-    as new as this one, both are declared alike and this host makes the filesystem."""
+    as new as this one, both are declared alike and this host makes the filesystem, with the
+    queue's ``private`` folder, where Dovecot, which starts before Postfix, puts its sockets."""
     raid = config.hosts[host.name].storage.mdraid
     wait = f"until drbdadm cstate {RESOURCE} | grep -qx Connected; do sleep 1; done"
     return " && ".join([
@@ -68,7 +70,8 @@ def first_start(config: Config) -> str:
         f"drbdadm primary {RESOURCE}",
         storage_rules.mkfs(raid, DEVICE),
         f"root=$(mktemp -d) && mount {DEVICE} $root && chown {VMAIL_UID}:{VMAIL_UID} $root && chmod 750 $root"
-        f" && mkdir -m 755 $root/{QUEUE_FOLDER} && umount $root && rmdir $root",
+        f" && mkdir -m 755 $root/{QUEUE_FOLDER} && install -d -m 700 -o {POSTFIX_UID} -g 0 $root/{QUEUE_FOLDER}/private"
+        " && umount $root && rmdir $root",
         f"drbdadm secondary {RESOURCE}",
     ])
 

@@ -14,7 +14,7 @@ import hashlib
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pyinfra import host, logger
 from pyinfra.api import deploy
@@ -118,6 +118,15 @@ class Allow:
     """Only traffic to this address (the virtual IP)."""
     limit: RateLimit | None = None
     """Per-source limits on new and concurrent connections."""
+    from_port_too: bool = False
+    """Also traffic from ``port``: the replies of a connection this host opened to a peer's
+    ``port`` before the firewall first went live, which the kernel then did not track and
+    takes for new ones. DRBD's connection lives for as long as the pair does."""
+
+    def port_matches(self) -> tuple[str, ...]:
+        if self.port is None:
+            return ("",)
+        return (f" --dport {self.port}", f" --sport {self.port}") if self.from_port_too else (f" --dport {self.port}",)
 
     def for_family(self, family: int) -> "Allow | None":
         """This rule for IPv4 or IPv6 only, or None where none of its addresses belong."""
@@ -131,7 +140,7 @@ class Allow:
         sources = tuple(source for source in self.sources if fits(source))
         if self.sources and not sources:
             return None
-        return Allow(self.why, self.protocol, self.port, sources, self.destination, self.limit)
+        return replace(self, sources=sources)
 
 
 def _addresses(config: Config, names) -> tuple[str, ...]:
@@ -170,8 +179,10 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
         lbs = _addresses(config, config.hosts_in("lb"))
         rules += [Allow(f"{service.name} from the lb hosts", "tcp", service.port, lbs) for service in SERVICES]
         if config.mailbox_replication == "drbd":
-            rules += [Allow("DRBD replication from the other mx host", "tcp", DRBD_PORT, peers("mx")),
-                      Allow("Corosync from the other mx host", "udp", COROSYNC_PORT, peers("mx"))]
+            rules += [
+                Allow("DRBD replication with the other mx host", "tcp", DRBD_PORT, peers("mx"), from_port_too=True),
+                Allow("Corosync from the other mx host", "udp", COROSYNC_PORT, peers("mx")),
+            ]
         elif peers("mx"):
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
     if "backup" in groups:

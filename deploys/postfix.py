@@ -3,22 +3,39 @@
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server
 
-from deploys.common import apply_settings, run_service
+from deploys.common import apply_settings, by_pacemaker, run_service
 from deploys.rspamd import MILTER_SOCKET
 from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import component_files
 
 MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/postfix/sender_logins"]
+# Where the queue moves between hosts (on DRBD, deploys/drbd.py), its owners have the same IDs
+# on both: system IDs (Debian's package adds its users with --system, and accepts them only in
+# 100-999), far from both ends of the range, where adduser and systemd-sysusers allocate.
+POSTFIX_UID = 500
+POSTDROP_GID = 501
 
 
 @deploy("Postfix")
 def postfix():
+    if by_pacemaker("postfix"):
+        pin_ids()
     apt.packages(name="Install Postfix", packages=list(POSTFIX.packages))
     files = component_files(name="Configure Postfix", component=POSTFIX)
     server.shell(name="Index Postfix maps", commands=["postmap " + " ".join(MAPS)], _if=files.did_change)
     run_service("postfix", "Postfix")
     apply_settings("postfix", "Postfix", files)
+
+
+def pin_ids():
+    """Add Postfix's users before its package does, with the IDs the queue's files have."""
+    server.group(name="Add the postfix group", group="postfix", gid=POSTFIX_UID, system=True)
+    server.group(name="Add the postdrop group", group="postdrop", gid=POSTDROP_GID, system=True)
+    server.user(
+        name="Add the postfix user", user="postfix", uid=POSTFIX_UID, group="postfix",
+        home="/var/spool/postfix", shell="/usr/sbin/nologin", system=True, ensure_home=False,
+    )  # its home, the queue, stays root's
 
 
 def sender_logins(config) -> dict[str, list[str]]:

@@ -44,8 +44,7 @@ def storage():
     where = f"{config.source}: hosts.{host.name}.storage"
     if layout.mdraid:
         # On a Debian 13 mx pair the array is DRBD's disk (deploys/drbd.py); Pacemaker mounts it.
-        under_drbd = config.mailbox_replication == "drbd" and host.name in config.hosts_in("mx")
-        software_raid(where + ".mdraid", layout.mdraid, config.postmaster, under_drbd)
+        software_raid(where + ".mdraid", layout.mdraid, config.postmaster, config.mailboxes_on_drbd(host.name))
     else:
         zfs_pool(where + ".zfs", layout.zfs, config.postmaster)
 

@@ -31,9 +31,10 @@ SERVICES = (
     Service("sieve", 4190, "sieve", False, "sieve"),
 )
 REPLICATION_PORT = 12345  # Dovecot's doveadm listener, for dsync between the mx hosts
-# Run by Pacemaker where the mail is, on a Debian 13 mx pair; started in this order: Postfix
-# makes the folders of its queue, where Dovecot's LMTP and auth sockets live.
-CLUSTERED = ("postfix", "dovecot")
+# Run by Pacemaker where the mail is, on a Debian 13 mx pair; started in this order (stopped in
+# the other): Dovecot's LMTP answers before Postfix delivers the queue it took over, else Postfix
+# would defer every message in it for 5 minutes (its minimal_backoff_time).
+CLUSTERED = ("dovecot", "postfix")
 DRBD_PORT = 7789  # DRBD's replication of /var/vmail between the mx hosts (Debian 13)
 COROSYNC_PORT = 5405  # Corosync's membership (knet, UDP) between the mx hosts (Debian 13)
 STATS_PORT = 8404  # HAProxy's stats page and Prometheus metrics, on localhost (metrics also for the mon hosts)

@@ -626,5 +626,9 @@ class Config(Section):
             return None
         return "drbd" if self.release_of(mx[0]) == "trixie" else "dsync"
 
+    def mailboxes_on_drbd(self, name: str) -> bool:
+        """Whether host ``name`` keeps /var/vmail on DRBD, Pacemaker mounting it (docs/ha.md)."""
+        return self.mailbox_replication == "drbd" and name in self.hosts_in("mx")
+
 
 Storage.model_rebuild()

@@ -27,9 +27,10 @@ def drbd_pair(lab):
 
 
 def mail_holder(lab) -> str | None:
-    """The mx host Pacemaker runs the mail on, as the first host that answers says."""
+    """The mx host Pacemaker runs the mail on (its last service, Postfix, placed there), as the
+    first host that answers says."""
     for name in lab.config.hosts_in("mx"):
-        result = lab.run(name, "crm_resource --locate --resource dovecot", timeout=20)
+        result = lab.run(name, f"crm_resource --locate --resource {services.CLUSTERED[-1]}", timeout=20)
         if result.returncode == 0 and "is running on:" in result.stdout:
             return result.stdout.split()[-1]
     return None
@@ -51,7 +52,9 @@ def test_the_mail_runs_on_one_host_with_the_mailboxes_mounted(lab):
     faults.wait_for(lambda: replicated(lab, holder), 600, "both disks up to date")
     assert ssh(lab, holder, f"drbdadm role {RESOURCE}").strip() == "Primary/Secondary"
     assert ssh(lab, holder, "findmnt -n -o SOURCE /var/vmail").strip() == DEVICE
-    assert ssh(lab, holder, "systemctl is-active dovecot postfix").split() == ["active", "active"]
+    running = "systemctl is-active dovecot postfix"
+    faults.wait_for(lambda: lab.run(holder, running).stdout.split() == ["active", "active"], TAKEOVER_BOUND,
+                    f"Dovecot and Postfix running on {holder}")
     assert ssh(lab, other, f"drbdadm role {RESOURCE}").strip() == "Secondary/Primary"
     assert lab.run(other, "mountpoint -q /var/vmail").returncode != 0
     assert "active" not in lab.run(other, "systemctl is-active dovecot postfix").stdout.split()  # or failed before

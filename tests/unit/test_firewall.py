@@ -28,6 +28,15 @@ def test_a_debian_13_pair_opens_drbd_and_corosync_to_its_peer_instead_of_dsync()
     assert ("tcp", REPLICATION_PORT) not in rules
 
 
+def test_drbd_takes_its_peers_replies_to_a_connection_older_than_the_firewall():
+    """The first deploy connects DRBD before the firewall goes live, so the kernel does not track
+    that connection: the peer's replies from its port would look new, and be dropped."""
+    pair = load_for(PROJECT / "inventories/lab-drbd.py")
+    matches = {rule.port: rule.port_matches() for rule in allowances(pair, "mx2") if rule.port}
+    assert matches[DRBD_PORT] == (f" --dport {DRBD_PORT}", f" --sport {DRBD_PORT}")
+    assert all(len(ports) == 1 for port, ports in matches.items() if port != DRBD_PORT)
+
+
 def test_lb_hosts_take_mail_on_the_virtual_ip_from_anywhere_with_limits():
     rules = {rule.port: rule for rule in allowances(PROD, "lb1") if rule.port in MAIL_PORTS}
     assert set(rules) == MAIL_PORTS
