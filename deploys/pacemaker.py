@@ -6,7 +6,9 @@ host holds the replica and runs neither, so HAProxy's health checks send every c
 host with the mail.
 
 Pacemaker's configuration is shared by the pair: each host puts the rendered resources and
-constraints in whenever they changed (the same text twice changes nothing). No fencing device
+constraints in whenever they changed (the same text twice changes nothing). The constraints
+are merged by their IDs, so the one DRBD's fencing handler adds while a replica is outdated
+stays; a constraint dropped from the template stays too, until removed by hand. No fencing device
 is configured; DRBD's resource-level fencing keeps an outdated replica from being promoted.
 """
 
@@ -60,7 +62,8 @@ def pacemaker():
             *(f"crm_attribute --type {section} --name {name} --update {value}"
               for section, values in PROPERTIES.items() for name, value in values.items()),
             f"cibadmin --replace --scope resources --xml-file {CIB}/resources.xml",
-            f"cibadmin --replace --scope constraints --xml-file {CIB}/constraints.xml",
+            # merged, not replaced: DRBD's fencing handler adds a constraint of its own there
+            f"cibadmin --modify --allow-create --scope constraints --xml-file {CIB}/constraints.xml",
         ],
         _if=settings.did_change,
     )

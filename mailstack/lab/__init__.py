@@ -201,15 +201,9 @@ class Lab:
         self._wait_for_ssh([host])
 
     def restart(self, name: str) -> None:
-        """Shut one host down cleanly and boot it again. A QEMU guest boots the initramfs it
-        made itself (after ``update-initramfs``), as a real machine would."""
+        """Shut one host down cleanly and boot it again (a QEMU guest with the initramfs it made
+        itself, as at every boot)."""
         host = self.host(name)
-        if isinstance(host, VirtualMachine):
-            image = subprocess.run(
-                ["ssh", "-F", str(self.ssh_config_file), name, "cat /boot/initrd.img-$(uname -r)"],
-                capture_output=True, timeout=120, check=True,
-            ).stdout
-            host.keep_initrd(image)
         progress(f"restarting {name}")
         host.stop()
         self.start(name)

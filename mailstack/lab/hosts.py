@@ -262,15 +262,19 @@ class VirtualMachine(LabHost):
         """Its disks too: a guest with other disks is a new guest."""
         return hashlib.sha256(f"{super()._fingerprint()} {self.disks}x{self.disk_size}".encode()).hexdigest()
 
-    @property
-    def initrd(self) -> Path:
-        """The guest's own initramfs, once it made one (``keep_initrd``)."""
-        return self.state / "initrd.img"
-
-    def keep_initrd(self, image: bytes) -> None:
-        """Boot from now on with the initramfs the guest made (an array in its mdadm.conf):
-        QEMU's direct kernel boot reads it from here, not from the guest's /boot."""
-        self.initrd.write_bytes(image)
+    def own_initramfs(self, image_initramfs: Path) -> Path:
+        """The initramfs on the guest's own root disk, as a real machine's bootloader would load
+        it, read without mounting (a crashed guest's disk too): QEMU's direct kernel boot takes
+        it from a file here. The guest's update-initramfs puts its arrays' names there
+        (mdadm.conf); the image's would assemble them under other names."""
+        kept = self.state / "initrd.img"
+        inside = "/" + os.readlink(image_initramfs)  # boot/initrd.img-<the image's kernel>
+        kept.unlink(missing_ok=True)
+        # -c: without the allocation bitmaps, which a crashed guest's disk may have left unwritten
+        run("debugfs", "-c", "-R", f"dump {inside} {kept}", self.state / "root.raw")
+        if not kept.exists() or not kept.stat().st_size:
+            raise LabError(f"{self.name}: no {inside} on its root disk")
+        return kept
 
     @property
     def kept(self) -> Path:
@@ -322,7 +326,7 @@ class VirtualMachine(LabHost):
 
     def _boot(self, tap: str) -> None:
         kernel, initrd = images.kernel(self.image())
-        initrd = self.initrd if self.initrd.exists() else initrd
+        initrd = self.own_initramfs(initrd)
         drives = [self.state / "root.raw", *(self.state / f"disk{i}.raw" for i in range(1, self.disks + 1))]
         command = [
             "qemu-system-x86_64", "-name", f"mailstack-{self.name}",

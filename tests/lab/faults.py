@@ -65,13 +65,14 @@ def vip_holder(lab) -> str | None:
     return None
 
 
-def backends_up(lab, lb: str) -> set[str]:
+def backends_up(lab, lb: str, proxy: str = "submission") -> set[str]:
+    """The mx hosts ``lb``'s HAProxy sends ``proxy``'s clients to."""
     try:
         stats = lab.run(lb, haproxy.SHOW_STAT, timeout=5).stdout
     except subprocess.TimeoutExpired:
         return set()
-    return {server for (proxy, server), row in haproxy.servers(stats).items()
-            if proxy == "submission" and server in lab.config.hosts and row["status"] == "UP"}
+    return {server for (name, server), row in haproxy.servers(stats).items()
+            if name == proxy and server in lab.config.hosts and row["status"] == "UP"}
 
 
 def cluster_whole(lab) -> bool:
