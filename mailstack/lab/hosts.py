@@ -267,14 +267,14 @@ class VirtualMachine(LabHost):
         it, read without mounting (a crashed guest's disk too): QEMU's direct kernel boot takes
         it from a file here. The guest's update-initramfs puts its arrays' names there
         (mdadm.conf); the image's would assemble them under other names."""
-        kept = self.state / "initrd.img"
+        copy = self.state / "initrd.img"
         inside = "/" + os.readlink(image_initramfs)  # boot/initrd.img-<the image's kernel>
-        kept.unlink(missing_ok=True)
+        copy.unlink(missing_ok=True)
         # -c: without the allocation bitmaps, which a crashed guest's disk may have left unwritten
-        run("debugfs", "-c", "-R", f"dump {inside} {kept}", self.state / "root.raw")
-        if not kept.exists() or not kept.stat().st_size:
+        run("debugfs", "-c", "-R", f"dump {inside} {copy}", self.state / "root.raw")
+        if not copy.exists() or not copy.stat().st_size:
             raise LabError(f"{self.name}: no {inside} on its root disk")
-        return kept
+        return copy
 
     @property
     def kept(self) -> Path:
