@@ -32,6 +32,7 @@ from mailstack.services import (
     MX_METRICS,
     NODE_EXPORTER_PORT,
     PROMETHEUS_PORT,
+    QNETD_PORT,
     REPLICATION_PORT,
     SERVICES,
     STATS_PORT,
@@ -185,6 +186,9 @@ def allowances(config: Config, host_name: str, deployer: str | None = None) -> l
             ]
         elif peers("mx"):
             rules.append(Allow("dsync replication from the other mx host", "tcp", REPLICATION_PORT, peers("mx")))
+    if "quorum" in groups:
+        rules.append(Allow("corosync-qnetd from the mx hosts", "tcp", QNETD_PORT,
+                           _addresses(config, config.hosts_in("mx"))))
     if "backup" in groups:
         rules.append(Allow("SSH from the mx hosts (borg serve only)", "tcp", config.ssh.port,
                            _addresses(config, config.hosts_in("mx"))))

@@ -37,6 +37,7 @@ from deploys.node_exporter import NODE_EXPORTER
 from deploys.pacemaker import PACEMAKER
 from deploys.postfix import POSTFIX
 from deploys.prometheus import PROMETHEUS
+from deploys.qnetd import QNETD
 from deploys.replication_watchdog import REPLICATION_WATCHDOG
 from deploys.rspamd import RSPAMD
 from deploys.sshd import SSHD
@@ -56,6 +57,7 @@ CLUSTER = (
     POSTFIX,
     DOVECOT,  # after Postfix: its LMTP and auth sockets live in Postfix's spool
     REPLICATION_WATCHDOG,
+    QNETD,  # the third vote of a Debian 13 pair answers before the pair asks for it
     PACEMAKER,  # on a Debian 13 pair: runs the mail where DRBD is promoted, once it is configured
     MAIL_EXPORTERS,  # after Postfix and Redis, which they read
     BACKUP_HOST,  # the repository's host lets the mx hosts in before their first backup

@@ -8,8 +8,14 @@ host with the mail.
 Pacemaker's configuration is shared by the pair: each host puts the rendered resources and
 constraints in whenever they changed (the same text twice changes nothing). The constraints
 are merged by their IDs, so the one DRBD's fencing handler adds while a replica is outdated
-stays; a constraint dropped from the template stays too, until removed by hand. No fencing device
-is configured; DRBD's resource-level fencing keeps an outdated replica from being promoted.
+stays; a constraint dropped from the template stays too, until removed by hand.
+
+A host that loses its peer keeps quorum only with the third vote of corosync-qnetd on the
+quorum host (``deploys/qnetd.py``), which answers one half of a split pair: the other half
+stops the mail, so the two never both run it. Fencing is SBD's: each host feeds its watchdog
+only while it has quorum and Pacemaker is sound, so a host cut off, hung, or unable to stop
+the mail is reset, and its peer takes over once that must have happened. DRBD's
+resource-level fencing keeps an outdated replica from being promoted.
 """
 
 import shlex
@@ -19,30 +25,39 @@ from pyinfra.operations import server, systemd
 
 from deploys.common import configured_service
 from deploys.drbd import DEVICE, QUEUE_FOLDER, RESOURCE, on_drbd
+from deploys.qnetd import nss_database, pem_check, pem_files, pem_values
 from mailstack import secrets, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import cluster_config
 
 CIB = "/etc/mailstack/pacemaker"
-# Cluster-wide settings, by section. Without a fencing device Pacemaker must not wait for one.
-PROPERTIES = {"crm_config": {"stonith-enabled": "false"}, "rsc_defaults": {"resource-stickiness": "100"}}
+QDEVICE = "/etc/corosync/qdevice/net"
+# Cluster-wide settings, by section. Fencing is SBD's watchdog, with no device: Pacemaker takes
+# the mail over from a host it lost after twice SBD's timeout (-1: read from /etc/default/sbd),
+# by when that host, if it still runs, has reset itself. A host without quorum stops the mail.
+PROPERTIES = {
+    "crm_config": {"stonith-enabled": "true", "stonith-watchdog-timeout": "-1", "no-quorum-policy": "stop"},
+    "rsc_defaults": {"resource-stickiness": "100"},
+}
+# What Pacemaker's controller adds once SBD runs; without it crm_verify refuses fencing with no device.
+AS_LIVE = {**PROPERTIES, "crm_config": {**PROPERTIES["crm_config"], "have-watchdog": "true"}}
 SETS = {"crm_config": "cluster_property_set", "rsc_defaults": "meta_attributes"}
 
 
-def property_sections() -> str:
-    """PROPERTIES as XML sections of the CIB (the deploy sets them with crm_attribute)."""
+def property_sections(properties: dict[str, dict[str, str]]) -> str:
+    """``properties`` as XML sections of the CIB (the deploy sets them with crm_attribute)."""
     return "".join(
         f'<{section}><{SETS[section]} id="mailstack-{section}">'
         + "".join(f'<nvpair id="mailstack-{name}" name="{name}" value="{value}"/>' for name, value in values.items())
         + f"</{SETS[section]}></{section}>"
-        for section, values in PROPERTIES.items()
+        for section, values in properties.items()
     )
 
 
 # A CIB of Pacemaker 3.0's schema around the rendered sections, for crm_verify's check.
 VERIFY = (
     "(printf '<cib validate-with=\"pacemaker-4.0\" admin_epoch=\"0\" epoch=\"1\" num_updates=\"0\">"
-    f"<configuration>{property_sections()}<nodes/>'"
+    f"<configuration>{property_sections(AS_LIVE)}<nodes/>'"
     f" && cat {{root}}{CIB}/resources.xml {{root}}{CIB}/constraints.xml"
     " && printf '</configuration><status/></cib>') | crm_verify --xml-pipe"
 )
@@ -52,9 +67,15 @@ VERIFY = (
 def pacemaker():
     settings = configured_service(PACEMAKER, (), "Corosync and Pacemaker")
     cluster = cluster_config().cluster.name
+    server.shell(name="Put the quorum link's certificate in corosync-qdevice's NSS database",
+                 commands=[nss_database(QDEVICE, "Cluster Cert")], _if=settings.did_change)
+    server.modprobe(name="Load the watchdog's driver", module=cluster_config().cluster.watchdog.module)
+    systemd.service(name="Start SBD with Corosync", service="sbd", enabled=True)
     server.shell(name="Join the pair's cluster", commands=[join(cluster)], _if=settings.did_change)
-    for service in ("corosync", "pacemaker"):
+    for service in ("corosync", "pacemaker", "corosync-qdevice"):
         systemd.service(name=f"Run {service}", service=service, running=True, enabled=True)
+    systemd.service(name="Restart corosync-qdevice", service="corosync-qdevice", restarted=True,
+                    _if=settings.did_change)
     server.shell(
         name="Put the mail's resources in Pacemaker's configuration",
         commands=[
@@ -70,14 +91,16 @@ def pacemaker():
 
 
 def join(cluster: str) -> str:
-    """Corosync reads its new settings; but where Debian's packages started it as a cluster of
-    their own (one node, named "debian"), it and Pacemaker start afresh in this one, without
-    that cluster's configuration."""
+    """Corosync reads its new settings. Where Debian's packages started it as a cluster of their
+    own (one node, named "debian"), it and Pacemaker start afresh in this one, without that
+    cluster's configuration; where SBD does not run yet (it starts only with Corosync, and
+    Pacemaker refuses to run without it once fencing relies on it), they restart with it."""
     ours = shlex.quote(f"totem.cluster_name (str) = {cluster}")
     return (
-        f"if [ \"$(corosync-cmapctl -g totem.cluster_name 2>/dev/null)\" = {ours} ]; then corosync-cfgtool -R;"
-        " else systemctl stop pacemaker corosync && rm -f /var/lib/pacemaker/cib/cib*"
-        " && systemctl start corosync pacemaker; fi"
+        f"if [ \"$(corosync-cmapctl -g totem.cluster_name 2>/dev/null)\" != {ours} ]; then"
+        " systemctl stop pacemaker corosync && rm -f /var/lib/pacemaker/cib/cib*; fi;"
+        " if systemctl -q is-active corosync && systemctl -q is-active sbd; then corosync-cfgtool -R;"
+        " else systemctl stop pacemaker corosync && systemctl start corosync pacemaker; fi"
     )
 
 
@@ -86,7 +109,10 @@ def values(target: Target) -> dict:
     pair = config.hosts_in("mx")
     raid = config.hosts[pair[0]].storage.mdraid
     return {
+        **pem_values(target, "qdevice"),
         "pair": [(number, name, config.hosts[name].address) for number, name in enumerate(pair, 1)],
+        "quorum_host": config.hosts[config.hosts_in("quorum")[0]].address,
+        "quorum_port": services.QNETD_PORT,
         "corosync_key": target.named_secret(secrets.COROSYNC_KEY),
         "resource": RESOURCE,
         "device": DEVICE,
@@ -104,11 +130,15 @@ PACEMAKER = Component(
         ManagedFile("/etc/corosync/authkey", mode="400"),
         ManagedFile(f"{CIB}/resources.xml"),
         ManagedFile(f"{CIB}/constraints.xml"),
+        *pem_files(QDEVICE),
+        ManagedFile("/etc/default/sbd"),
+        ManagedFile("/etc/modules-load.d/mailstack-watchdog.conf"),
     ),
     # corosync -t reads /etc/corosync/corosync.conf and its key (here the staged ones, in a
     # mount namespace of the check's own) and needs this host's address.
-    check=f"unshare --mount sh -ec 'mount --bind {{root}}/etc/corosync /etc/corosync && corosync -t' && {VERIFY}",
+    check=f"unshare --mount sh -ec 'mount --bind {{root}}/etc/corosync /etc/corosync && corosync -t' && {VERIFY}"
+    f" && {pem_check(QDEVICE)} && sh -n {{root}}/etc/default/sbd",
     values=values,
     when=on_drbd,
-    packages=("corosync", "pacemaker", "pacemaker-cli-utils", "resource-agents"),
+    packages=("corosync", "corosync-qdevice", "pacemaker", "pacemaker-cli-utils", "resource-agents", "sbd"),
 )

@@ -86,3 +86,24 @@ def served_certificates(config: Config) -> dict[str, bytes]:
             found[name] = result.stdout
     return found
 
+
+
+QNETD_NAME = "Qnetd Server"
+"""The name corosync-qdevice expects on corosync-qnetd's certificate (its default)."""
+
+
+def quorum_files(config: Config, end: str) -> tuple[Path, Path, Path]:
+    """(CA, certificate, key) of one end of an mx pair's link to its third vote (docs/ha.md):
+    ``qnetd`` on the quorum host, ``qdevice`` on the pair."""
+    folder = config.secrets_dir / "quorum"
+    return folder / "ca.pem", folder / f"{end}.pem", folder / f"{end}.key"
+
+
+def make_quorum(config: Config) -> None:
+    """The quorum link's own CA and both ends' certificates, each made once: corosync-qnetd's
+    under the name corosync-qdevice expects, the pair's under the cluster's name, which
+    corosync-qnetd checks. Valid as long as the CA: nothing renews them."""
+    ca = quorum_files(config, "qnetd")[0], config.secrets_dir / "quorum" / "ca.key"
+    keys.certificate_authority(*ca, name=f"mailstack {config.cluster.name} quorum CA")
+    keys.issued_certificate(*quorum_files(config, "qnetd")[1:], ca, QNETD_NAME, "server", days=3650)
+    keys.issued_certificate(*quorum_files(config, "qdevice")[1:], ca, config.cluster.name, "client", days=3650)

@@ -14,8 +14,9 @@ from pathlib import Path
 from .config import Config, ConfigError, load
 
 # pyinfra takes hosts in the order their groups come: a rolling (--serial) deploy then
-# converges the lab services, the backup repository and the backends before the front.
-HOST_ORDER = ("ns", "outside", "legacy", "storage", "backup", "mx", "lb", "mon")
+# converges the lab services, the backup repository, the quorum host and the backends before
+# the front.
+HOST_ORDER = ("ns", "outside", "legacy", "storage", "backup", "quorum", "mx", "lb", "mon")
 
 
 def config_path(inventory: str | Path) -> Path:

@@ -108,14 +108,25 @@ def certificate_authority(cert_path: Path, key_path: Path, name: str) -> Path:
 
 def server_certificate(cert_path: Path, key_path: Path, ca: tuple[Path, Path], names: list[str]) -> Path:
     """A TLS server certificate for ``names`` (DNS names or IP addresses) from the CA ``ca``."""
+    return issued_certificate(cert_path, key_path, ca, names[0], "server",
+                              x509.SubjectAlternativeName([_general_name(name) for name in names]))
+
+
+USAGES = {"server": ExtendedKeyUsageOID.SERVER_AUTH, "client": ExtendedKeyUsageOID.CLIENT_AUTH}
+
+
+def issued_certificate(cert_path: Path, key_path: Path, ca: tuple[Path, Path], name: str, usage: str,
+                       *extensions: x509.ExtensionType, days: int = 825) -> Path:
+    """A TLS certificate named ``name`` from the CA ``ca``, for a ``server`` or a ``client``."""
     if not cert_path.exists():
         ca_cert = x509.load_pem_x509_certificate(ca[0].read_bytes())
         ca_key = serialization.load_pem_private_key(ca[1].read_bytes(), password=None)
         key = _private_key(key_path)
+        builder = _builder(name, ca_cert.subject, key.public_key(), days)
+        for extension in extensions:
+            builder = builder.add_extension(extension, critical=False)
         certificate = (
-            _builder(names[0], ca_cert.subject, key.public_key(), 825)
-            .add_extension(x509.SubjectAlternativeName([_general_name(name) for name in names]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            builder.add_extension(x509.ExtendedKeyUsage([USAGES[usage]]), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False

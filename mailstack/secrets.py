@@ -37,6 +37,7 @@ def make(config: Config) -> Path:
         keys.random_secret(config.secrets_dir / name, length)
     if config.mailbox_replication == "drbd":  # Corosync wants 1,024 bits at least
         keys.random_secret(config.secrets_dir / COROSYNC_KEY, 192)
+        certificates.make_quorum(config)
     if config.hosts_in("backup"):
         keys.random_secret(config.secrets_dir / backup.PASSPHRASE, 48)
         keys.ssh_keypair(config.secrets_dir / backup.SSH_KEY)

@@ -37,6 +37,7 @@ REPLICATION_PORT = 12345  # Dovecot's doveadm listener, for dsync between the mx
 CLUSTERED = ("dovecot", "postfix")
 DRBD_PORT = 7789  # DRBD's replication of /var/vmail between the mx hosts (Debian 13)
 COROSYNC_PORT = 5405  # Corosync's membership (knet, UDP) between the mx hosts (Debian 13)
+QNETD_PORT = 5403  # corosync-qnetd on the quorum host, the third vote of a Debian 13 pair
 STATS_PORT = 8404  # HAProxy's stats page and Prometheus metrics, on localhost (metrics also for the mon hosts)
 NODE_EXPORTER_PORT = 9100  # every host's metrics, for the mon hosts only
 PROMETHEUS_PORT = 9090  # Prometheus on the mon hosts, for the admin networks

@@ -16,6 +16,7 @@ def cross_check(config: Config) -> list[Problem]:
         *_addresses(config),
         *_hosts(config),
         *_releases(config),
+        *_quorum(config),
         *_storage(config),
         *_tls(config),
         *_lab(config),
@@ -154,6 +155,21 @@ def _releases(config: Config) -> Iterator[Problem]:
             f"host {pair[0]}: an mx pair on trixie keeps its mailboxes on DRBD, which runs in the lab only so far:"
             " it has no fencing yet and no CI run; run the pair on bookworm (docs/releases.md)"
         )
+
+
+def _quorum(config: Config) -> Iterator[Problem]:
+    """A pair on DRBD needs a third vote, so that of two halves cut apart only one runs the mail."""
+    voters = config.hosts_in("quorum")
+    for name in voters:
+        if "mx" in config.hosts[name].groups:
+            yield ("hosts", name, "groups"), "the quorum host may not be an mx host: it decides between them"
+    if config.mailbox_replication == "drbd" and len(voters) != 1:
+        yield ("hosts",), (
+            f"{len(voters)} hosts in group 'quorum'; an mx pair on DRBD needs one, outside the pair, that decides"
+            " which half keeps the mail when the two lose each other (docs/ha.md)"
+        )
+    elif voters and config.mailbox_replication != "drbd":
+        yield ("hosts", voters[0], "groups"), "group 'quorum' serves an mx pair on DRBD (trixie) only"
 
 
 def _virtual_ip_network(config: Config) -> Iterator[Problem]:

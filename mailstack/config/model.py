@@ -49,7 +49,7 @@ from .types import (
     ZfsProperty,
 )
 
-GROUPS = ("lb", "mx", "storage", "mon", "backup", "ns", "outside", "legacy")
+GROUPS = ("lb", "mx", "storage", "mon", "backup", "quorum", "ns", "outside", "legacy")
 LAB_GROUPS = {"ns", "outside", "legacy"}
 """The lab's own services (its DNS and ACME CA, another provider, the old IMAP server), not a cluster's."""
 RELEASES = {"bookworm": "Debian 12", "trixie": "Debian 13"}
@@ -97,6 +97,23 @@ def _texts(value) -> list[str]:
     return []
 
 
+class Watchdog(Section):
+    module: str = setting(
+        "softdog", example="iTCO_wdt",
+        doc="Kernel module of the mx hosts' hardware watchdog: iTCO_wdt on Intel boards, ipmi_watchdog with IPMI,"
+        " i6300esb in a QEMU guest; softdog, the kernel's own, where there is none (it resets a host whose SBD"
+        " stops feeding it, not one whose kernel hangs).",
+        pattern=r"^[A-Za-z0-9_]{1,64}$",
+    )
+    seconds: int = setting(
+        5, example=10,
+        doc="How long a host may go without feeding it before it is reset. Pacemaker takes the mail over from a"
+        " host it lost after twice this, by when that host, if it still ran, has reset itself. Lengthen it only"
+        " for hosts too slow to feed it that often (guests emulated without KVM).",
+        ge=3, le=60,
+    )
+
+
 class Cluster(Section):
     name: HostName = setting(
         example="example-prod", doc="Short name of this cluster; names the VRRP instance and secrets folder."
@@ -133,6 +150,11 @@ class Cluster(Section):
         " the failover times in docs/ha.md are measured with 1. Lengthen it only for hosts too slow to check"
         " that often (staging VMs emulated without KVM): a failover then takes correspondingly longer.",
         ge=1, le=30,
+    )
+    watchdog: Watchdog = setting(
+        {}, example={"module": "iTCO_wdt"},
+        doc="An mx pair on DRBD: the watchdog each mx host feeds through SBD, which resets a host that lost"
+        " quorum or cannot stop the mail (docs/ha.md).",
     )
     apt_proxy: HttpUrl | None = setting(
         None, example="http://10.0.0.1:3142", doc="HTTP proxy for apt on every host (the lab runs one on its bridge)."
@@ -222,7 +244,8 @@ class Host(Section):
     groups: list[Literal[GROUPS]] = setting(
         example=["lb"],
         doc="Roles: lb (HAProxy, Keepalived), mx (mail), storage, mon (Prometheus, Alertmanager), backup (the"
-        " BorgBackup repository of the mx hosts); in the lab"
+        " BorgBackup repository of the mx hosts), quorum (corosync-qnetd, the third vote of an mx pair on DRBD);"
+        " in the lab"
         " ns (DNS, ACME), outside (another provider's mail server) and legacy (an old IMAP server to migrate from).",
         min_length=1,
     )

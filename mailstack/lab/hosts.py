@@ -337,6 +337,7 @@ class VirtualMachine(LabHost):
             *[arg for drive in drives for arg in ("-drive", f"file={drive},format=raw,if=virtio")],
             "-netdev", f"tap,id=lan,ifname={tap},script=no,downscript=no",
             "-device", f"virtio-net-pci,netdev=lan,mac={self.mac}",
+            "-device", "i6300esb", "-action", "watchdog=reset",  # a server's hardware watchdog (SBD feeds it)
             "-monitor", f"unix:{self.state / 'monitor.sock'},server,nowait",
             "-daemonize",
         ]

@@ -6,6 +6,7 @@ at a time (docs/ha.md). Only on a lab whose mx pair is on DRBD:
 The lab's own inventory keeps its pair on Debian 12 (dsync), so CI skips this module.
 """
 
+import subprocess
 import time
 
 import pytest
@@ -26,13 +27,21 @@ def drbd_pair(lab):
         pytest.skip("the lab's mx pair replicates with dsync (run with --inventory inventories/lab-drbd.py)")
 
 
+def answers(lab, name: str, command: str) -> str:
+    """What ``command`` prints on ``name``; nothing while the host does not answer (being reset)."""
+    try:
+        return lab.run(name, command, timeout=10).stdout
+    except subprocess.TimeoutExpired:
+        return ""
+
+
 def mail_holder(lab) -> str | None:
     """The mx host Pacemaker runs the mail on (its last service, Postfix, placed there), as the
     first host that answers says."""
     for name in lab.config.hosts_in("mx"):
-        result = lab.run(name, f"crm_resource --locate --resource {services.CLUSTERED[-1]}", timeout=20)
-        if result.returncode == 0 and "is running on:" in result.stdout:
-            return result.stdout.split()[-1]
+        said = answers(lab, name, f"crm_resource --locate --resource {services.CLUSTERED[-1]}")
+        if "is running on:" in said:
+            return said.split()[-1]
     return None
 
 
@@ -88,6 +97,56 @@ def test_a_crash_of_the_host_with_the_mail_loses_no_accepted_message(lab, vip):
     lab.start(holder)
     faults.wait_for(lambda: replicated(lab, other), 600, f"{holder} back and caught up")
     assert mail_holder(lab) == other, "the mail stays where it is when the crashed host returns"
+
+
+def cut_from(lab, name: str, peer: str, cut: bool) -> None:
+    """Drop (or let through again) everything between ``name`` and ``peer``, on ``name``'s side:
+    the pair's own link fails while both still reach the lb hosts and the quorum host. Rules
+    put in by hand go with a reset, so letting through again may find nothing to remove."""
+    address = lab.config.hosts[peer].address
+    rules = [f"INPUT -s {address} -j DROP", f"OUTPUT -d {address} -j DROP"]
+    if cut:
+        ssh(lab, name, " && ".join(f"iptables -I {rule}" for rule in rules))
+    else:
+        lab.run(name, "; ".join(f"iptables -D {rule}" for rule in rules), timeout=20)
+
+
+BOOT_ID = "cat /proc/sys/kernel/random/boot_id"
+
+
+def runs_the_mail(lab, name: str) -> bool:
+    said = answers(lab, name, "mountpoint -q /var/vmail && echo mounted; systemctl -q is-active postfix && echo up")
+    return bool(said.strip())
+
+
+def test_a_pair_cut_in_two_keeps_the_mail_on_one_side_only(lab, vip):
+    """The split brain the third vote and SBD prevent: the pair loses its own link while each
+    host still reaches everything else. The host with the mail keeps it (qnetd's vote); the
+    other loses quorum, never promotes DRBD nor runs the mail, and its watchdog resets it, so
+    no accepted message exists on one side only."""
+    holder, other = pair(lab)
+    faults.wait_for(lambda: replicated(lab, holder), 600, "both disks up to date")
+    booted = ssh(lab, other, BOOT_ID)
+    with clients.SubmitLoop(vip) as loop:
+        faults.wait_for(lambda: len(loop.accepted) >= 5, 60, "messages before the cut", 0.1)
+        cut = time.monotonic()
+        cut_from(lab, other, holder, cut=True)
+        try:
+            reset = faults.wait_for(lambda: answers(lab, other, BOOT_ID) not in ("", booted), 300,
+                                    f"{other} reset by its watchdog", interval=1)
+            for _ in range(10):  # the first minute after the cut: the mail stays on one host
+                assert not runs_the_mail(lab, other)
+                assert mail_holder(lab) == holder
+                time.sleep(3)
+        finally:
+            cut_from(lab, other, holder, cut=False)
+    print(f"{other} reset {reset:.1f} s after the cut; {len(loop.accepted)} accepted, {len(loop.errors)} errors;"
+          f" the client's outage after the cut {loop.outage(cut):.2f} s")
+    for lb in lab.config.hosts_in("lb"):
+        faults.wait_for(lambda: faults.backends_up(lab, lb, "imaps") == {holder}, 60, f"{lb} sends IMAP to {holder}")
+    assert all_readable(vip, [subject for subject, _ in loop.accepted], limit=60) == []
+    faults.wait_for(lambda: replicated(lab, holder), 600, f"{other} back and caught up")
+    assert mail_holder(lab) == holder
 
 
 def test_the_peer_ports_are_open_to_the_pair_only(lab):
