@@ -20,7 +20,9 @@ resource-level fencing keeps an outdated replica from being promoted.
 
 import shlex
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from deploys.common import configured_service
@@ -32,11 +34,10 @@ from operations.components import cluster_config
 
 CIB = "/etc/mailstack/pacemaker"
 QDEVICE = "/etc/corosync/qdevice/net"
-# Cluster-wide settings, by section. Fencing is SBD's watchdog, with no device: Pacemaker takes
-# the mail over from a host it lost after twice SBD's timeout (-1: read from /etc/default/sbd),
-# by when that host, if it still runs, has reset itself. A host without quorum stops the mail.
+# Cluster-wide settings, by section. Fencing is SBD's watchdog, with no device (and
+# stonith-watchdog-timeout, below); a host without quorum stops the mail.
 PROPERTIES = {
-    "crm_config": {"stonith-enabled": "true", "stonith-watchdog-timeout": "-1", "no-quorum-policy": "stop"},
+    "crm_config": {"stonith-enabled": "true", "no-quorum-policy": "stop"},
     "rsc_defaults": {"resource-stickiness": "100"},
 }
 # What Pacemaker's controller adds once SBD runs; without it crm_verify refuses fencing with no device.
@@ -66,12 +67,15 @@ VERIFY = (
 @deploy("Pacemaker")
 def pacemaker():
     settings = configured_service(PACEMAKER, (), "Corosync and Pacemaker")
-    cluster = cluster_config().cluster.name
+    cluster, watchdog_seconds = cluster_config().cluster.name, cluster_config().cluster.watchdog.seconds
     server.shell(name="Put the quorum link's certificate in corosync-qdevice's NSS database",
                  commands=[nss_database(QDEVICE, "Cluster Cert")], _if=settings.did_change)
     server.modprobe(name="Load the watchdog's driver", module=cluster_config().cluster.watchdog.module)
-    systemd.service(name="Start SBD with Corosync", service="sbd", enabled=True)
-    server.shell(name="Join the pair's cluster", commands=[join(cluster)], _if=settings.did_change)
+    systemd.service(name="Start SBD with Corosync", service="sbd", running=None, enabled=True)
+    # Where the host is not in the pair's cluster yet (new, or a deploy stopped half-way), it
+    # joins and takes the resources whatever changed.
+    again = settings.did_change if host.get_fact(Command, in_the_cluster(cluster)) == "yes" else None
+    server.shell(name="Join the pair's cluster", commands=[join(cluster)], _if=again)
     for service in ("corosync", "pacemaker", "corosync-qdevice"):
         systemd.service(name=f"Run {service}", service=service, running=True, enabled=True)
     systemd.service(name="Restart corosync-qdevice", service="corosync-qdevice", restarted=True,
@@ -82,11 +86,24 @@ def pacemaker():
             "timeout 120 sh -c 'until cibadmin --query --scope nodes >/dev/null 2>&1; do sleep 1; done'",
             *(f"crm_attribute --type {section} --name {name} --update {value}"
               for section, values in PROPERTIES.items() for name, value in values.items()),
+            # Pacemaker takes the mail over from a host it lost after twice the watchdog's
+            # timeout, by when that host, if it still runs, has reset itself.
+            f"crm_attribute --type crm_config --name stonith-watchdog-timeout --update {2 * watchdog_seconds}s",
             f"cibadmin --replace --scope resources --xml-file {CIB}/resources.xml",
             # merged, not replaced: DRBD's fencing handler adds a constraint of its own there
             f"cibadmin --modify --allow-create --scope constraints --xml-file {CIB}/constraints.xml",
         ],
-        _if=settings.did_change,
+        _if=again,
+    )
+
+
+def in_the_cluster(cluster: str) -> str:
+    """A command that prints "yes" where this host runs the pair's cluster, SBD with it, and
+    Pacemaker has the mail's resources."""
+    ours = shlex.quote(f"totem.cluster_name (str) = {cluster}")
+    return (
+        f"[ \"$(corosync-cmapctl -g totem.cluster_name 2>/dev/null)\" = {ours} ] && systemctl -q is-active sbd"
+        " && cibadmin --query --scope resources 2>/dev/null | grep -q '<primitive' && echo yes || echo no"
     )
 
 

@@ -1,6 +1,10 @@
 """Postfix: postscreen on 25, submission on 587 and 465, delivery to Dovecot over LMTP."""
 
+import re
+
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
 from deploys.common import apply_settings, by_pacemaker, run_service
@@ -15,6 +19,7 @@ MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/
 # 100-999), far from both ends of the range, where adduser and systemd-sysusers allocate.
 POSTFIX_UID = 500
 POSTDROP_GID = 501
+PINNED = f"{POSTFIX_UID}:{POSTFIX_UID} {POSTDROP_GID}"
 
 
 @deploy("Postfix")
@@ -29,13 +34,34 @@ def postfix():
 
 
 def pin_ids():
-    """Add Postfix's users before its package does, with the IDs the queue's files have."""
+    """Add Postfix's users before its package does, with the IDs the queue's files have; where
+    the package came first (a host with Postfix installed), give its users those IDs instead."""
+    ids = host.get_fact(Command, "echo $(id -u postfix):$(getent group postfix postdrop | cut -d: -f3)")
+    if re.fullmatch(r"\d+:\d+ \d+", ids) and ids != PINNED:
+        renumber(*map(int, re.split("[: ]", ids)))
     server.group(name="Add the postfix group", group="postfix", gid=POSTFIX_UID, system=True)
     server.group(name="Add the postdrop group", group="postdrop", gid=POSTDROP_GID, system=True)
     server.user(
         name="Add the postfix user", user="postfix", uid=POSTFIX_UID, group="postfix",
         home="/var/spool/postfix", shell="/usr/sbin/nologin", system=True, ensure_home=False,
     )  # its home, the queue, stays root's
+
+
+def renumber(user: int, group: int, postdrop: int) -> None:
+    """Postfix's users and groups get the pinned IDs, and every file of theirs follows (the
+    queue too, where it is mounted from the mailboxes' disk); chgrp drops the set-group-ID bit
+    of postdrop's programs, which ``postfix set-permissions`` puts back."""
+    server.shell(name="Give Postfix's users the pair's IDs", commands=[
+        "systemctl stop postfix",
+        f"groupmod -g {POSTFIX_UID} postfix && groupmod -g {POSTDROP_GID} postdrop"
+        f" && usermod -u {POSTFIX_UID} -g {POSTFIX_UID} postfix",
+        f"find / /var/spool/postfix -xdev -uid {user} -exec chown -h {POSTFIX_UID} {{}} +",
+        f"find / /var/spool/postfix -xdev -gid {group} -exec chgrp -h {POSTFIX_UID} {{}} +",
+        f"find / /var/spool/postfix -xdev -gid {postdrop} -exec chgrp -h {POSTDROP_GID} {{}} +",
+        "postfix set-permissions",
+        # where Pacemaker had tried to start it with the old IDs and failed (none on a new pair)
+        "if command -v crm_resource >/dev/null; then crm_resource --cleanup --resource postfix; fi",
+    ])
 
 
 def sender_logins(config) -> dict[str, list[str]]:
