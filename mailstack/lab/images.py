@@ -26,7 +26,7 @@ from pathlib import Path
 
 from deploys.mail_cluster import CLUSTER
 
-from ..component import Component
+from ..component import EVERY_HOST, Component
 from .system import STATE, LabError, progress, run, unmount_below
 
 IMAGES = STATE / "images"
@@ -46,14 +46,15 @@ PACKAGE_KEYS = ["etc/ssl/private/ssl-cert-snakeoil.key", "etc/ssl/certs/ssl-cert
 SYSTEM_LOGGER = {"rsyslog.service"}
 # The cluster's packages, and the tools that check the lab services' files (mailstack.validators
 # checks a release's files in its base image); not the lab services themselves: Cyrus's server
-# conflicts with Dovecot. Containers and guests serve any group (a guest is a storage host, or
-# an mx host on DRBD). MAILSTACK_LAB_PRELOAD=no makes images without them: hosts as bare as
-# production's.
+# conflicts with Dovecot. Containers serve any group; the guest (``storage``) gets the
+# components of every host. MAILSTACK_LAB_PRELOAD=no makes images without them: hosts as bare
+# as production's.
 PRELOAD = os.environ.get("MAILSTACK_LAB_PRELOAD", "yes") != "no"
 COMPONENTS = [part for part in CLUSTER if isinstance(part, Component)] if PRELOAD else []
 LAB_CHECKERS = ["bind9-utils", "unbound", "cyrus-common"] if PRELOAD else []
 CLUSTER_PACKAGES = sorted({name for component in COMPONENTS for name in component.packages})
 CONTAINER_PRELOAD = sorted({*CLUSTER_PACKAGES, *LAB_CHECKERS})
+VM_PRELOAD = sorted({name for component in COMPONENTS if component.groups == EVERY_HOST for name in component.packages})
 
 
 def mirror() -> str:
@@ -169,7 +170,7 @@ def _apt_install(root: Path, packages: list[str], *options: str) -> None:
 def _prepare_for_qemu(root: Path, suite: str) -> None:
     """ZFS, a small initrd with just the virtio drivers, the root on /dev/vda, networkd for addresses."""
     _install_zfs(root, suite)
-    _generalise(root, suite, CLUSTER_PACKAGES)
+    _generalise(root, suite, VM_PRELOAD)
     (root / "etc/initramfs-tools/conf.d/mailstack").write_text("MODULES=list\n")
     (root / "etc/initramfs-tools/modules").write_text("\n".join(VM_MODULES) + "\n")
     (root / "etc/fstab").write_text("/dev/vda / ext4 defaults,errors=remount-ro 0 1\n")

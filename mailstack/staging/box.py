@@ -3,7 +3,7 @@
 No box can be downloaded on a machine without Internet, so this makes one like the public
 ``debian/bookworm64`` (``debian/trixie64`` for a staging on Debian 13): user ``vagrant``
 with passwordless sudo and Vagrant's insecure key, sshd, python3, DHCP on every interface,
-and a partitioned disk that boots by itself (extlinux). From the lab's VM image it carries the
+and a partitioned disk that boots by itself (extlinux). Like the lab's images it carries the
 Debian packages of every component, so that a deploy under TCG does not unpack them on each
 VM; the deploy still asks apt for them, as on the public box.
 """
@@ -76,7 +76,7 @@ def build(release: str) -> Path:
     tree = work / "root"
     _overlay(images.vm_image(release), work, tree)
     try:
-        images.preload(tree, ["sudo"])
+        images.preload(tree, [*images.CLUSTER_PACKAGES, "sudo"])
         _make_vagrant_host(tree)
         raw = _bootable_disk(tree, work)
     finally:
