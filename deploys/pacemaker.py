@@ -67,10 +67,11 @@ VERIFY = (
 @deploy("Pacemaker")
 def pacemaker():
     settings = configured_service(PACEMAKER, (), "Corosync and Pacemaker")
-    cluster, watchdog_seconds = cluster_config().cluster.name, cluster_config().cluster.watchdog.seconds
+    settings_of_cluster = cluster_config().cluster
+    cluster, watchdog = settings_of_cluster.name, settings_of_cluster.watchdog
     server.shell(name="Put the quorum link's certificate in corosync-qdevice's NSS database",
                  commands=[nss_database(QDEVICE, "Cluster Cert")], _if=settings.did_change)
-    server.modprobe(name="Load the watchdog's driver", module=cluster_config().cluster.watchdog.module)
+    server.modprobe(name="Load the watchdog's driver", module=watchdog.module)
     systemd.service(name="Start SBD with Corosync", service="sbd", running=None, enabled=True)
     # Where the host is not in the pair's cluster yet (new, or a deploy stopped half-way), it
     # joins and takes the resources whatever changed.
@@ -88,7 +89,7 @@ def pacemaker():
               for section, values in PROPERTIES.items() for name, value in values.items()),
             # Pacemaker takes the mail over from a host it lost after twice the watchdog's
             # timeout, by when that host, if it still runs, has reset itself.
-            f"crm_attribute --type crm_config --name stonith-watchdog-timeout --update {2 * watchdog_seconds}s",
+            f"crm_attribute --type crm_config --name stonith-watchdog-timeout --update {2 * watchdog.seconds}s",
             f"cibadmin --replace --scope resources --xml-file {CIB}/resources.xml",
             # merged, not replaced: DRBD's fencing handler adds a constraint of its own there
             f"cibadmin --modify --allow-create --scope constraints --xml-file {CIB}/constraints.xml",
