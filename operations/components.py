@@ -8,8 +8,8 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import FileUploadCommand, operation
-from pyinfra.facts.files import File, Sha1File
 
+from facts.files import FileState, FileStates
 from facts.session import DeployerAddress
 from mailstack import secrets
 from mailstack.component import Component, ManagedFile, Target
@@ -40,15 +40,17 @@ def deploy_target() -> Target:
     return Target(cluster_config(), host.name, deployer=host.get_fact(DeployerAddress, _sudo=False))
 
 
-def _is_current(managed: ManagedFile, content: str) -> bool:
-    live = host.get_fact(File, path=managed.path)
+def _stale(rendered: dict[ManagedFile, str]) -> list[ManagedFile]:
+    """The files whose live copy is missing or differs in content, owner, group or mode."""
+    live = host.get_fact(FileStates, paths=tuple(managed.path for managed in rendered))
+    return [managed for managed, content in rendered.items()
+            if not _is_current(managed, content, live.get(managed.path))]
+
+
+def _is_current(managed: ManagedFile, content: str, live: FileState | None) -> bool:
     if managed.create_only:
-        return bool(live)
-    return (
-        bool(live)
-        and host.get_fact(Sha1File, path=managed.path) == hashlib.sha1(content.encode()).hexdigest()
-        and (live["user"], live["group"], live["mode"]) == (managed.user, managed.group, int(managed.mode))
-    )
+        return live is not None
+    return live == (managed.user, managed.group, int(managed.mode), hashlib.sha1(content.encode()).hexdigest())
 
 
 @operation()
@@ -72,7 +74,7 @@ def component_files(component: Component):
         systemd.service(service="postfix", reloaded=True, _if=files.did_change)
     """
     rendered = component.render(deploy_target())
-    stale = [managed for managed, content in rendered.items() if not _is_current(managed, content)]
+    stale = _stale(rendered)
     if not stale:
         host.noop(f"{component.name} files are up to date")
         return

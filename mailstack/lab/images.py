@@ -16,6 +16,7 @@ packages), so a change to the recipe builds new images, and hosts made from the 
 are made again.
 """
 
+import fcntl
 import hashlib
 import os
 import re
@@ -82,8 +83,23 @@ def _image(name: str, suite: str, packages: list[str], prepare: Callable[[Path],
     """Build an image once; a half-built one (a crash, Ctrl-C) is thrown away and rebuilt,
     and one of an older recipe is deleted once no host's overlay uses it."""
     image = IMAGES / f"{name}-{suite}-{RECIPE}"
-    if image.is_dir():
-        return image
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    with _alone(IMAGES / f".{name}-{suite}.lock"):
+        if not image.is_dir():
+            _build(image, name, suite, packages, prepare)
+    return image
+
+
+@contextmanager
+def _alone(lock: Path) -> Iterator[None]:
+    """One builder of an image at a time: the unit tests' checks and the staging's box may
+    ask for the same one at once; the second waits, then finds it built."""
+    with open(lock, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def _build(image: Path, name: str, suite: str, packages: list[str], prepare: Callable[[Path], None]) -> None:
     mounts = Path("/proc/mounts").read_text()
     for stale in IMAGES.glob(f"{name}-{suite}[-.]*"):
         if f"{stale}," not in mounts:
@@ -96,7 +112,6 @@ def _image(name: str, suite: str, packages: list[str], prepare: Callable[[Path],
     run("debootstrap", "--variant=minbase", f"--include={','.join(packages)}", suite, partial, mirror())
     prepare(partial)
     partial.rename(image)
-    return image
 
 
 def _generalise(root: Path, suite: str, packages: list[str]) -> None:

@@ -8,6 +8,7 @@ Debian packages of every component, so that a deploy under TCG does not unpack t
 VM; the deploy still asks apt for them, as on the public box.
 """
 
+import hashlib
 import json
 import os
 import shutil
@@ -17,6 +18,8 @@ from ..lab import images
 from ..lab.system import STATE, progress, run, unmount_below
 
 BOXES = STATE / "boxes"
+RECIPE = hashlib.sha256(images.RECIPE.encode() + Path(__file__).read_bytes()).hexdigest()[:12]
+"""The lab images' recipe and this module's: a change to either builds a new box."""
 VOLUME_PREFIX = "mailstack-VAGRANTSLASH-"
 """How libvirt's pool names its copies of the local boxes."""
 DISK_SIZE = 20 << 30  # what the VM sees; the qcow2 image holds only what is written
@@ -53,7 +56,7 @@ def name(release: str) -> str:
 def added(release: str) -> bool:
     """Whether Vagrant holds the box of the current recipe."""
     recipe = vagrant_home() / "boxes" / name(release).replace("/", "-VAGRANTSLASH-") / "0" / "libvirt" / "recipe"
-    return recipe.exists() and recipe.read_text() == images.RECIPE
+    return recipe.exists() and recipe.read_text() == RECIPE
 
 
 def add(release: str) -> None:
@@ -63,7 +66,7 @@ def add(release: str) -> None:
 
 
 def build(release: str) -> Path:
-    box = BOXES / f"{release}64-{images.RECIPE}.box"
+    box = BOXES / f"{release}64-{RECIPE}.box"
     if box.exists():
         return box
     work = BOXES / f"partial-{release}"
@@ -86,7 +89,7 @@ def build(release: str) -> Path:
     (work / "metadata.json").write_text(json.dumps({"provider": "libvirt", "format": "qcow2",
                                                     "virtual_size": DISK_SIZE >> 30}))
     (work / "Vagrantfile").write_text(BOX_VAGRANTFILE)
-    (work / "recipe").write_text(images.RECIPE)
+    (work / "recipe").write_text(RECIPE)
     run("tar", "-C", work, "-cf", box, "metadata.json", "Vagrantfile", "recipe", "box.img")
     shutil.rmtree(work)
     return box
