@@ -9,11 +9,17 @@
   a running array's member and a missing disk.
 """
 
+import grp
+import hashlib
+import os
+import pwd
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from facts.devices import DeviceContents
+from facts.files import FileStates
 from facts.mdadm import MdArrays
 from facts.zfs import ZfsProperties, ZpoolStatus
 
@@ -136,3 +142,23 @@ def test_block_devices():
     }
     assert (found["/dev/loop10"]["signatures"], found["/dev/loop10"]["holders"]) == (["linux_raid_member"], ["md127"])
     assert found["/dev/vdz"] is None
+
+
+
+def test_file_states_give_each_regular_file_and_nothing_else(tmp_path):
+    """The fact's own command, run by a real shell on real files: a link to a file and a
+    missing file are absent, so a deploy writes them; the mode is pyinfra's (0o640 is 640)."""
+    secret, spaced = tmp_path / "secret.conf", tmp_path / "with space.conf"
+    secret.write_text("password\n")
+    secret.chmod(0o640)
+    spaced.write_text("")
+    spaced.chmod(0o600)
+    (tmp_path / "link.conf").symlink_to(secret)
+    paths = tuple(str(tmp_path / name) for name in ("secret.conf", "with space.conf", "link.conf", "missing.conf"))
+    fact = FileStates()
+    printed = subprocess.run(["sh", "-c", fact.command(paths)], capture_output=True, text=True, check=True).stdout
+    owner = (pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name)
+    assert fact.process(printed.splitlines()) == {
+        str(secret): (*owner, 640, hashlib.sha1(b"password\n").hexdigest()),
+        str(spaced): (*owner, 600, hashlib.sha1(b"").hexdigest()),
+    }
