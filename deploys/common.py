@@ -49,8 +49,7 @@ def configured_service(
     if component.packages and not installed:
         apt.packages(name=f"Install {title}", packages=list(component.packages))
     files = component_files(name=f"Configure {title}", component=component)
-    if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):
-        systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
+    reload_units(component, files)
     several = {service: title} if isinstance(service, str) else {name: name for name in service}
     for name, label in several.items():
         run_service(name, label)
@@ -61,6 +60,13 @@ def configured_service(
     for name, label in several.items():
         apply_settings(name, label, files, restarted)
     return files
+
+
+def reload_units(component: Component, files) -> None:
+    """Make systemd read its units again when ``files`` changed any of the component's under
+    /etc/systemd/system."""
+    if any(managed.path.startswith("/etc/systemd/system/") for managed in component.managed_files(cluster_config())):
+        systemd.daemon_reload(name="Reload systemd units", _if=files.did_change)
 
 
 def by_pacemaker(service: str) -> bool:

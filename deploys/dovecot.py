@@ -6,7 +6,7 @@ from pyinfra.operations import files, server
 
 from deploys.common import configured_service
 from mailstack import capacity, certificates, mailboxes, migration, services
-from mailstack.component import MAIL, Component, ManagedFile, Target
+from mailstack.component import MAIL, Component, ManagedFile, Target, after_the_network, verify_drop_ins
 from operations.components import cluster_config
 
 VMAIL_UID = 5000  # the same on every mx host, so replicated mailboxes keep their owner
@@ -84,10 +84,10 @@ def master_login(target: Target) -> str:
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:
-    """Dovecot's own files, the replicator's start on a dsync pair, and the migration's routes
-    file while there is one."""
+    """Dovecot's own files, its start after the network, the replicator's start on a dsync pair,
+    and the migration's routes file while there is one."""
     replicator = (REPLICATOR_START,) if config.mailbox_replication == "dsync" else ()
-    return FILES + replicator + migration.route_file(config, migration.PROXIED)
+    return FILES + (AFTER_THE_NETWORK,) + replicator + migration.route_file(config, migration.PROXIED)
 
 
 FILES = (
@@ -98,12 +98,13 @@ FILES = (
     ManagedFile(SYSCTL),
 )
 REPLICATOR_START = ManagedFile("/etc/systemd/system/dovecot.service.d/mailstack.conf")
+AFTER_THE_NETWORK = after_the_network("dovecot")
 
 DOVECOT = Component(
     dovecot,
     MAIL,
     files=managed_files,
-    check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null",
+    check="doveconf -n -c {root}/etc/dovecot/dovecot.conf >/dev/null && " + verify_drop_ins((AFTER_THE_NETWORK.path,)),
     values=values,
     packages=("dovecot-core", "dovecot-imapd", "dovecot-lmtpd", "dovecot-sieve", "dovecot-managesieved"),
 )

@@ -7,10 +7,10 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
-from deploys.common import apply_settings, by_pacemaker, run_service
+from deploys.common import apply_settings, by_pacemaker, reload_units, run_service
 from deploys.rspamd import MILTER_SOCKET
 from mailstack import certificates, migration, services
-from mailstack.component import MAIL, Component, ManagedFile, Target
+from mailstack.component import MAIL, Component, ManagedFile, Target, after_the_network, verify_drop_ins
 from operations.components import component_files
 
 MAPS = ["/etc/postfix/virtual_mailboxes", "/etc/postfix/virtual_aliases", "/etc/postfix/sender_logins"]
@@ -29,6 +29,7 @@ def postfix():
     apt.packages(name="Install Postfix", packages=list(POSTFIX.packages))
     files = component_files(name="Configure Postfix", component=POSTFIX)
     server.shell(name="Index Postfix maps", commands=["postmap " + " ".join(MAPS)], _if=files.did_change)
+    reload_units(POSTFIX, files)
     run_service("postfix", "Postfix")
     apply_settings("postfix", "Postfix", files)
 
@@ -89,10 +90,13 @@ def values(target: Target) -> dict:
 
 
 def managed_files(config) -> tuple[ManagedFile, ...]:
-    """Postfix's own files, and the migration's routes file while there is one."""
+    """Postfix's own files, its start after the network, and the migration's routes file while
+    there is one."""
     return FILES + migration.route_file(config, migration.TRANSPORT)
 
 
+# The unit that runs Postfix's instance: postfix@- on Debian 12, postfix itself on Debian 13.
+AFTER_THE_NETWORK = (after_the_network("postfix@-"), after_the_network("postfix"))
 FILES = (
     ManagedFile("/etc/postfix/main.cf"),
     ManagedFile("/etc/postfix/master.cf"),
@@ -100,6 +104,7 @@ FILES = (
     ManagedFile("/etc/postfix/virtual_aliases"),
     ManagedFile("/etc/postfix/sender_logins"),
     ManagedFile("/etc/postfix/postscreen_access.cidr"),
+    *AFTER_THE_NETWORK,
 )
 
 POSTFIX = Component(
@@ -112,6 +117,7 @@ POSTFIX = Component(
         " postconf -c {root}/etc/postfix -M 2>&1 >/dev/null)"
         ' && [ -z "$warnings" ] || (echo "$warnings" >&2; exit 1)'
         " && postfix -c {root}/etc/postfix check"
+        " && " + verify_drop_ins(tuple(managed.path for managed in AFTER_THE_NETWORK))
     ),
     values=values,
     packages=("postfix",),

@@ -98,6 +98,13 @@ def verify_drop_ins(paths: tuple[str, ...]) -> str:
     )
 
 
+def after_the_network(service: str) -> ManagedFile:
+    """A drop-in that starts ``service``, which listens on the host's own address, once the
+    network is up (Debian's units of Postfix and Dovecot only order themselves after it)."""
+    return ManagedFile(f"/etc/systemd/system/{service}.service.d/mailstack-network.conf",
+                       template_path="/etc/systemd/system/after-the-network.conf")
+
+
 def no_values(target: Target) -> dict:
     return {}
 

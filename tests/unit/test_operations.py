@@ -6,7 +6,7 @@ import subprocess
 from facts.apt import DEBIAN_SOURCES, DebianSourcesWithout
 from mailstack import secrets
 from operations.apt_sources import add_component
-from operations.components import hiding_secrets
+from operations.components import _tar, hiding_secrets
 from operations.shell_files import set_shell_variables
 
 
@@ -75,3 +75,16 @@ def test_a_failing_check_shows_what_it_said_without_the_secrets(tmp_path):
     listed.write_text(f"{password}\n")
     passed = subprocess.run(["sh", "-c", hiding_secrets("true", str(listed))], capture_output=True, text=True)
     assert (passed.returncode, passed.stdout, passed.stderr) == (0, "", "")
+
+
+def test_a_components_archive_unpacks_as_staged_files_only_root_reads(tmp_path):
+    """GNU tar, as the host runs it, unpacks the archive ``component_files`` uploads into the
+    staged tree and the list of secrets beside it, each file readable by its owner alone."""
+    members = {"postfix/etc/postfix/main.cf": "myhostname = mx1\n", "postfix/etc/postfix/a b": "x",
+               "postfix.hidden": "s3cr3t\n"}
+    archive = tmp_path / "postfix.tar"
+    archive.write_bytes(_tar(members).getvalue())
+    subprocess.run(["tar", "-x", "-f", str(archive), "-C", str(tmp_path)], check=True)
+    for name, text in members.items():
+        assert (tmp_path / name).read_text() == text
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
