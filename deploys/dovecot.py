@@ -4,7 +4,7 @@ and dsync replication between the mx hosts."""
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from deploys.common import configured_service
+from deploys.common import configured_service, system_account
 from mailstack import capacity, certificates, mailboxes, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target, after_the_network, verify_drop_ins
 from operations.components import cluster_config
@@ -21,11 +21,7 @@ RAISE = (
 
 @deploy("Dovecot")
 def dovecot():
-    server.group(name="Add the vmail group", group="vmail", gid=VMAIL_UID, system=True)
-    server.user(
-        name="Add the vmail user", user="vmail", uid=VMAIL_UID, group="vmail",
-        home="/var/vmail", shell="/usr/sbin/nologin", system=True, create_home=False,
-    )
+    system_account("vmail", VMAIL_UID, "/var/vmail", create_home=False)
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
     settings = configured_service(DOVECOT, "dovecot", "Dovecot")
     server.shell(name="Allow an inotify instance per IMAP session", commands=[RAISE], _if=settings.did_change)

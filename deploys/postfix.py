@@ -7,7 +7,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
-from deploys.common import apply_settings, by_pacemaker, reload_units, run_service
+from deploys.common import apply_settings, by_pacemaker, reload_units, run_service, system_account
 from deploys.rspamd import MILTER_SOCKET
 from mailstack import certificates, migration, services
 from mailstack.component import MAIL, Component, ManagedFile, Target, after_the_network, verify_drop_ins
@@ -40,12 +40,8 @@ def pin_ids():
     ids = host.get_fact(Command, "echo $(id -u postfix):$(getent group postfix postdrop | cut -d: -f3)")
     if re.fullmatch(r"\d+:\d+ \d+", ids) and ids != PINNED:
         renumber(*map(int, re.split("[: ]", ids)))
-    server.group(name="Add the postfix group", group="postfix", gid=POSTFIX_UID, system=True)
+    system_account("postfix", POSTFIX_UID, "/var/spool/postfix", ensure_home=False)  # its home, the queue, stays root's
     server.group(name="Add the postdrop group", group="postdrop", gid=POSTDROP_GID, system=True)
-    server.user(
-        name="Add the postfix user", user="postfix", uid=POSTFIX_UID, group="postfix",
-        home="/var/spool/postfix", shell="/usr/sbin/nologin", system=True, ensure_home=False,
-    )  # its home, the queue, stays root's
 
 
 def renumber(user: int, group: int, postdrop: int) -> None:
