@@ -2,8 +2,9 @@
 md arrays (its md collector), ZFS pools, and text files in its textfile folder: Keepalived's
 VRRP state (written by Keepalived's notify script), and what ``mailstack-metrics.timer``
 asks the host's services for where no exporter serves it: the certificate on disk (mx and
-lb hosts), Dovecot's replication state per user and Rspamd's own metrics (mx hosts), and a
-ZFS pool's error counts (storage hosts with ZFS).
+lb hosts), Dovecot's replication state per user (a Debian 12 pair) or Pacemaker's quorum and
+failed actions (a Debian 13 pair, whose DRBD state the exporter reads itself), Rspamd's own
+metrics (mx hosts), and a ZFS pool's error counts (storage hosts with ZFS).
 Installed only where a mon host will scrape it.
 """
 
@@ -30,6 +31,7 @@ def values(target: Target) -> dict:
         "textfiles": TEXTFILES,
         "certificate": certificates.paths(target.config)["certificate"] if serves_tls else None,
         "rspamd_controller_port": RSPAMD_CONTROLLER_PORT,
+        "on_drbd": target.config.mailboxes_on_drbd(target.name),
     }
 
 

@@ -15,7 +15,8 @@ from typing import Protocol
 
 from . import backup, status_hosts
 from .config import Config
-from .services import PROMETHEUS_PORT, listen
+from .services import CLUSTERED, PROMETHEUS_PORT, listen
+from .status_hosts import CONNECTED, FAILED_ACTIONS, PRIMARY, QUORATE, UP_TO_DATE
 
 TIMEOUT = 10
 REPLICATION_FAILED = "mailstack_replication_failed == 1"
@@ -99,7 +100,13 @@ def _virtual_ip(config: Config, source: Source) -> list[Finding]:
                     "VRRP between the lb hosts is blocked: check the link and protocol 112 in the firewall")]
 
 
-def _backends(source: Source) -> list[Finding]:
+def _standbys(source: Source) -> set[str]:
+    """The mx hosts of a Debian 13 pair that do not hold the mailboxes (DRBD Secondary): by
+    design they run neither Postfix nor Dovecot, and their queue is not mounted."""
+    return {labels["host"] for labels, value in source.query(PRIMARY) if value == 0}
+
+
+def _backends(source: Source, standbys: set[str]) -> list[Finding]:
     """Each backend's state as the lb hosts see it; the active one of each service is the one
     that took the latest connection (active/standby: one takes them all)."""
     states: dict[tuple[str, str], set[str]] = {}
@@ -111,18 +118,21 @@ def _backends(source: Source) -> list[Finding]:
         latest[labels["proxy"]] = min(latest.get(labels["proxy"], here), here)
     findings = []
     for (proxy, server), state in sorted(states.items()):
-        healthy = state <= {"UP", "MAINT", "DRAIN"}
+        standby = server in standbys and state == {"DOWN"}
+        healthy = state <= {"UP", "MAINT", "DRAIN"} or standby
         seconds, active = latest.get(proxy, (0, None))
         findings.append(Finding(
             "backends", f"{proxy}/{server}", healthy,
-            ", ".join(sorted(state)) + (f", active (last connection {seconds:.0f} s ago)" if active == server else ""),
+            ", ".join(sorted(state)) + (" (the standby: it runs no mail)" if standby else "")
+            + (f", active (last connection {seconds:.0f} s ago)" if active == server else ""),
             "" if healthy else f"HAProxy's health check fails: look at {server}",
         ))
     return findings
 
 
-def _mail(source: Source) -> list[Finding]:
-    """Per mx host: its queues, and whether Postfix's queue, Rspamd and Redis answer."""
+def _mail(source: Source, standbys: set[str]) -> list[Finding]:
+    """Per mx host: its queues, and whether Postfix's queue (not on a standby, where it is not
+    mounted), Rspamd and Redis answer."""
     queued: dict[str, float] = {}
     deferred: dict[str, float] = {}
     for labels, count in source.query("postfix_showq_message_size_bytes_count"):
@@ -136,13 +146,44 @@ def _mail(source: Source) -> list[Finding]:
     }
     findings = []
     for host in sorted(set().union(*answering.values())):
-        silent = [part for part, hosts in answering.items() if not hosts.get(host)]
-        detail = (f"{queued.get(host, 0):.0f} message(s) queued, {deferred.get(host, 0):.0f} deferred"
-                  + "".join(f"; {part} does not answer" for part in silent))
+        expected = {"Postfix's queue"} if host in standbys else set()
+        silent = [part for part, hosts in answering.items() if not hosts.get(host) and part not in expected]
+        queues = f"{queued.get(host, 0):.0f} message(s) queued, {deferred.get(host, 0):.0f} deferred"
+        detail = ("the standby: its queue is with the mailboxes" if expected else queues) + "".join(
+            f"; {part} does not answer" for part in silent)
         findings.append(Finding(
             "mail", host, not silent, detail,
             f"systemctl status postfix@- rspamd redis-server on {host}" if silent else "",
         ))
+    return findings
+
+
+def _mailboxes(source: Source) -> list[Finding]:
+    """A Debian 13 pair: which mx host holds the mailboxes (DRBD Primary), whether DRBD mirrors
+    them to the other, and each host's quorum and failed actions in Pacemaker."""
+    def by_host(expression: str) -> dict[str, float]:
+        return {labels["host"]: value for labels, value in source.query(expression)}
+
+    roles = by_host(PRIMARY)
+    connected, current, quorate, failed = (by_host(expression)
+                                           for expression in (CONNECTED, UP_TO_DATE, QUORATE, FAILED_ACTIONS))
+    holders = sorted(host for host, role in roles.items() if role == 1)
+    findings = []
+    if roles and len(holders) != 1:
+        findings.append(Finding("mailboxes", "the mx pair", False,
+                                f"held by {', '.join(holders)} (split brain)" if holders else "held by no mx host",
+                                "crm_mon -1 on an mx host (docs/ha.md)"))
+    for host, role in sorted(roles.items()):
+        problems = [said for said, wrong in (
+            ("not mirrored to the peer", connected.get(host) != 1),
+            ("its copy is not up to date", current.get(host) != 1),
+            ("no quorum", quorate.get(host) == 0),
+            (f"{failed.get(host, 0):.0f} failed action(s)", failed.get(host, 0) > 0),
+        ) if wrong]
+        held = "holds the mailboxes (DRBD Primary)" if role == 1 else "the standby (DRBD Secondary)"
+        detail = "; ".join([held, *problems]) if problems else f"{held}, mirrored"
+        findings.append(Finding("mailboxes", host, not problems, detail,
+                                "drbdadm status; crm_mon -1 --show-detail" if problems else ""))
     return findings
 
 
@@ -219,13 +260,17 @@ def _alerts(source: Source) -> list[Finding]:
     ]
 
 
-def _units(source: Source) -> list[Finding]:
-    """Read from the hosts directly: each unit a host's groups run (Prometheus has no such series)."""
-    return [
-        Finding("units", f"{labels['host']} {labels['unit']}", value == 1, "active" if value == 1 else "not active",
-                "" if value == 1 else f"systemctl status {labels['unit']}; journalctl -u {labels['unit']}")
-        for labels, value in source.query("unit_active")
-    ]
+def _units(source: Source, standbys: set[str]) -> list[Finding]:
+    """Read from the hosts directly: each unit a host's groups run (Prometheus has no such
+    series); on a standby, Pacemaker runs Postfix and Dovecot where the mailboxes are."""
+    findings = []
+    for labels, value in source.query("unit_active"):
+        idle = labels["host"] in standbys and labels["unit"] in CLUSTERED
+        findings.append(Finding(
+            "units", f"{labels['host']} {labels['unit']}", value == 1 or idle,
+            "active" if value == 1 else "not active" + (" (the standby)" if idle else ""),
+            "" if value == 1 or idle else f"systemctl status {labels['unit']}; journalctl -u {labels['unit']}"))
+    return findings
 
 
 def findings(config: Config, directly: bool = False) -> list[Finding]:
@@ -243,9 +288,10 @@ def findings(config: Config, directly: bool = False) -> list[Finding]:
                                   f"systemctl status prometheus on {config.hosts_in('mon')[0]}")]
     if source is None:
         source = status_hosts.HostsDirectly(config, status_hosts.read_hosts(config))
-    return (monitoring + _hosts(config, source) + _units(source) + _services(source) + _virtual_ip(config, source)
-            + _backends(source) + _mail(source) + _replication(source) + _backups(config, source) + _storage(source)
-            + _alerts(source))
+    standbys = _standbys(source)
+    return (monitoring + _hosts(config, source) + _units(source, standbys) + _services(source)
+            + _virtual_ip(config, source) + _backends(source, standbys) + _mail(source, standbys) + _mailboxes(source)
+            + _replication(source) + _backups(config, source) + _storage(source) + _alerts(source))
 
 
 def report(found: list[Finding], as_json: bool = False) -> str:

@@ -3,8 +3,9 @@
 With no mon host, or when its Prometheus does not answer, status logs in to every host at
 once (with the inventory's SSH settings, as ``mailstack verify`` does), runs the services'
 own tools there (``ip``, HAProxy's stats socket, ``postqueue -j``, ``systemctl is-active``,
-``doveadm replicator status``, the last backup's metrics file, ``/proc/mdstat``, ``zpool list``) and answers status's
-queries with what the exporters would have said. Protocol probes and alerts need the mon
+``doveadm replicator status`` or, on a Debian 13 pair, ``/proc/drbd`` and ``crm_mon``, the last
+backup's metrics file, ``/proc/mdstat``, ``zpool list``) and answers status's queries with what
+the exporters would have said. Protocol probes and alerts need the mon
 host; each unit a host's groups run is reported instead.
 """
 
@@ -14,12 +15,19 @@ import subprocess
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from xml.etree import ElementTree
 
 from . import backup, haproxy
 from .config import Config
 from .ssh import ssh_config
 
 TIMEOUT = 30
+# A Debian 13 pair's state, as the node exporter's drbd collector and mailstack-metrics give it.
+PRIMARY = 'node_drbd_node_role_is_primary{node="local"}'
+CONNECTED = "node_drbd_connected"
+UP_TO_DATE = 'node_drbd_disk_state_is_up_to_date{node="local"}'
+QUORATE = "mailstack_cluster_quorate"
+FAILED_ACTIONS = "mailstack_cluster_failed_actions"
 UNITS = {
     "lb": ["haproxy", "keepalived"],
     "mx": ["postfix", "dovecot", "rspamd", "redis-server"],
@@ -43,7 +51,11 @@ def script(config: Config, name: str) -> str:
         parts["haproxy"] = haproxy.SHOW_STAT
     if "mx" in groups:
         parts["queue"] = "postqueue -j"
-        parts["replication"] = "doveadm -f tab replicator status '*'"
+        if config.mailboxes_on_drbd(name):
+            parts["drbd"] = "cat /proc/drbd"
+            parts["cluster"] = "crm_mon --one-shot --output-as=xml"
+        else:
+            parts["replication"] = "doveadm -f tab replicator status '*'"
         parts["backup"] = f"date +%s; cat {backup.METRICS} 2>/dev/null"
     if "storage" in groups:
         parts["mdstat"] = "cat /proc/mdstat 2>/dev/null"
@@ -121,6 +133,10 @@ class HostsDirectly:
             self._read_queue(name, said["queue"])
         if "replication" in said:
             self._read_replication(name, said["replication"])
+        if "drbd" in said:
+            self._read_drbd(name, said["drbd"])
+        if "cluster" in said:
+            self._read_cluster(name, said["cluster"])
         if "backup" in said:
             self._read_backup(name, said["backup"])
         self._read_storage(name, said.get("mdstat", ""), said.get("zpool", ""))
@@ -152,6 +168,25 @@ class HostsDirectly:
                 if fields[5] != "-":  # without Prometheus's history, a failed user counts as stuck
                     self._add("mailstack_replication_failed == 1", labels, 1)
                     self._add("min_over_time(mailstack_replication_failed[6m]) == 1", labels, 1)
+
+    def _read_drbd(self, name: str, proc: str) -> None:
+        """DRBD 8.4's /proc/drbd (Debian's kernel): ``0: cs:Connected ro:Primary/Secondary
+        ds:UpToDate/UpToDate ...``, the local side first."""
+        fields = dict(field.split(":", 1) for field in proc.split() if field.count(":") == 1)
+        if {"cs", "ro", "ds"} <= fields.keys():
+            self._add(PRIMARY, {"host": name}, fields["ro"].startswith("Primary/"))
+            self._add(CONNECTED, {"host": name}, fields["cs"] == "Connected")
+            self._add(UP_TO_DATE, {"host": name}, fields["ds"].startswith("UpToDate/"))
+
+    def _read_cluster(self, name: str, xml: str) -> None:
+        """Pacemaker's quorum and failed actions from ``crm_mon --output-as=xml``."""
+        try:
+            cluster = ElementTree.fromstring(xml)
+        except ElementTree.ParseError:
+            return
+        leader = cluster.find("summary/current_dc")
+        self._add(QUORATE, {"host": name}, leader is not None and leader.get("with_quorum") == "true")
+        self._add(FAILED_ACTIONS, {"host": name}, len(cluster.findall("failures/failure")))
 
     def _read_backup(self, name: str, said: str) -> None:
         now, *metrics = said.splitlines()

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from deploys import node_exporter
@@ -62,16 +63,48 @@ errors: No known data errors
 """
 
 
-def test_the_metrics_script_sums_a_zfs_pools_errors(tmp_path, monkeypatch):
-    """The storage host's part of mailstack-metrics, run against zpool's own output."""
-    config = load_for(LAB_INVENTORY.with_name("staging.py"))
-    name = next(name for name in config.hosts_in("storage") if config.hosts[name].storage.zfs)
+def _run_metrics_script(tmp_path, monkeypatch, inventory: str, name: str, command: str, output: str):
+    """mailstack-metrics as rendered for host ``name``, with ``command`` printing ``output``."""
+    config = load_for(LAB_INVENTORY.with_name(inventory))
     monkeypatch.setattr(node_exporter, "TEXTFILES", str(tmp_path))
     script = next(content for managed, content in NODE_EXPORTER.render(Target(config, name)).items()
                   if managed.path == "/usr/local/sbin/mailstack-metrics")
     (tmp_path / "bin").mkdir()
-    (tmp_path / "bin/zpool").write_text(f"#!/bin/sh\ncat <<'EOF'\n{ZPOOL_STATUS}EOF\n")
-    (tmp_path / "bin/zpool").chmod(0o755)
-    subprocess.run(["sh", "-c", script], check=True, env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"})
+    (tmp_path / "bin" / command).write_text(f"#!/bin/sh\ncat <<'EOF'\n{output}EOF\n")
+    (tmp_path / "bin" / command).chmod(0o755)
+    subprocess.run(["sh", "-c", script], env={"PATH": f"{tmp_path}/bin:/usr/bin:/bin"}, capture_output=True)
+    return config
+
+
+def test_the_metrics_script_sums_a_zfs_pools_errors(tmp_path, monkeypatch):
+    """The storage host's part of mailstack-metrics, run against zpool's own output."""
+    config = load_for(LAB_INVENTORY.with_name("staging.py"))
+    name = next(name for name in config.hosts_in("storage") if config.hosts[name].storage.zfs)
+    _run_metrics_script(tmp_path, monkeypatch, "staging.py", name, "zpool", ZPOOL_STATUS)
     pool = config.hosts[name].storage.zfs.pool
     assert (tmp_path / "zpool.prom").read_text() == f'mailstack_zpool_errors{{zpool="{pool}"}} 4\n'
+
+
+CRM_MON = """\
+<pacemaker-result api-version="2.38" request="crm_mon --one-shot --output-as=xml">
+  <summary>
+    <stack type="corosync" pacemakerd-state="running"/>
+    <current_dc present="true" version="3.0.0-3.0.0" name="mx1" id="1" with_quorum="{quorum}" mixed_version="false"/>
+  </summary>
+  <failures>
+    <failure op_key="postfix_start_0" node="mx2" exitstatus="error" exitcode="1" call="31" task="start"/>
+  </failures>
+  <status code="0" message="OK"/>
+</pacemaker-result>
+"""
+
+
+@pytest.mark.parametrize("quorum, quorate", [("true", 1), ("false", 0)])
+def test_the_metrics_script_reports_a_debian_13_pairs_quorum_and_failed_actions(tmp_path, monkeypatch, quorum, quorate):
+    """A DRBD pair's mx host: Pacemaker's quorum and failed actions, read from crm_mon's XML;
+    its replication state is not asked (Dovecot 2.4 has no replicator)."""
+    _run_metrics_script(tmp_path, monkeypatch, "lab-drbd.py", "mx1", "crm_mon", CRM_MON.format(quorum=quorum))
+    assert (tmp_path / "cluster.prom").read_text() == (
+        f"mailstack_cluster_quorate {quorate}\nmailstack_cluster_failed_actions 1\n"
+    )
+    assert not (tmp_path / "replication.prom").exists()

@@ -12,6 +12,8 @@ from mailstack.inventory import load_for
 from tests.support import LAB_INVENTORY
 
 MD = 'node_md_disks_required - ignoring(state) node_md_disks{state="active"}'
+DRBD = (status_hosts.PRIMARY, status_hosts.CONNECTED, status_hosts.UP_TO_DATE, status_hosts.QUORATE,
+        status_hosts.FAILED_ACTIONS)
 HEALTHY = {
     "up": [({"job": "prometheus"}, 1)],  # Prometheus answers
     "unit_active": [],  # only the hosts read directly have it
@@ -36,6 +38,7 @@ HEALTHY = {
     "node_zfs_zpool_state == 1": [],
     backup.AGE: [({"host": "mx2"}, 600), ({"host": "mx1"}, 90000)],
     'ALERTS{alertstate="firing"}': [({"alertname": "VirtualIpMoved", "severity": "info", "host": "lb1"}, 1)],
+    **dict.fromkeys(DRBD, []),  # a Debian 12 pair
 }
 
 
@@ -165,3 +168,84 @@ def test_each_host_runs_the_tools_of_its_groups_only():
     assert "socat stdio /run/haproxy/admin.sock" in lb and "' 10.77.0.10/'" in lb and "postqueue" not in lb
     assert "postqueue -j" in mx and "doveadm -f tab replicator status '*'" in mx and "socat" not in mx
     assert ns == "echo '@@ units'; systemctl is-active named\n"
+
+
+PAIR = {  # a Debian 13 pair: mx1 holds the mailboxes; mx2, the standby, runs no Postfix or Dovecot
+    status_hosts.PRIMARY: [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)],
+    status_hosts.CONNECTED: [({"host": "mx1"}, 1), ({"host": "mx2"}, 1)],
+    status_hosts.UP_TO_DATE: [({"host": "mx1"}, 1), ({"host": "mx2"}, 1)],
+    status_hosts.QUORATE: [({"host": "mx1"}, 1), ({"host": "mx2"}, 1)],
+    status_hosts.FAILED_ACTIONS: [({"host": "mx1"}, 0), ({"host": "mx2"}, 0)],
+    "haproxy_server_status == 1": [({"proxy": "smtp", "server": "mx1", "state": "UP"}, 1),
+                                   ({"proxy": "smtp", "server": "mx2", "state": "DOWN"}, 1)],
+    "postfix_up": [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)],
+    "mailstack_replication_since_success_seconds": [],
+}
+
+
+def test_a_debian_13_pairs_standby_running_no_mail_is_all_well(monkeypatch, capsys):
+    code, out = run(monkeypatch, capsys, HEALTHY | PAIR)
+    assert code == 0 and out.endswith("all well\n"), out
+    for line in ("ok   smtp/mx2: DOWN (the standby: it runs no mail)", "ok   mx2: the standby: its queue is with",
+                 "ok   mx1: holds the mailboxes (DRBD Primary), mirrored",
+                 "ok   mx2: the standby (DRBD Secondary), mirrored"):
+        assert line in out, line
+
+
+@pytest.mark.parametrize("change, says", [
+    ({"haproxy_server_status == 1": [({"proxy": "smtp", "server": "mx1", "state": "DOWN"}, 1)]},
+     "FAIL smtp/mx1: DOWN  -> HAProxy's health check fails"),
+    ({"postfix_up": [({"host": "mx1"}, 0), ({"host": "mx2"}, 0)]}, "FAIL mx1: 3 message(s) queued, 2 deferred; Post"),
+    ({status_hosts.CONNECTED: [({"host": "mx1"}, 0), ({"host": "mx2"}, 0)]},
+     "FAIL mx1: holds the mailboxes (DRBD Primary); not mirrored to the peer  -> drbdadm status"),
+    ({status_hosts.UP_TO_DATE: [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)]},
+     "FAIL mx2: the standby (DRBD Secondary); its copy is not up to date"),
+    ({status_hosts.PRIMARY: [({"host": "mx1"}, 0), ({"host": "mx2"}, 0)]}, "FAIL the mx pair: held by no mx host"),
+    ({status_hosts.PRIMARY: [({"host": "mx1"}, 1), ({"host": "mx2"}, 1)]},
+     "FAIL the mx pair: held by mx1, mx2 (split brain)"),
+    ({status_hosts.QUORATE: [({"host": "mx1"}, 1), ({"host": "mx2"}, 0)]},
+     "FAIL mx2: the standby (DRBD Secondary); no quorum"),
+    ({status_hosts.FAILED_ACTIONS: [({"host": "mx2"}, 2)]},
+     "FAIL mx2: the standby (DRBD Secondary); 2 failed action(s)"),
+])
+def test_each_problem_of_a_debian_13_pair_is_named(monkeypatch, capsys, change, says):
+    code, out = run(monkeypatch, capsys, HEALTHY | PAIR | change)
+    assert code == 1 and says in out, out
+
+
+PROC_DRBD = """\
+version: 8.4.11 (api:1/proto:86-101)
+srcversion: 211FB288A383ED945B83420
+ 0: cs:{connection} ro:{role} ds:UpToDate/UpToDate C r-----
+    ns:1048 nr:0 dw:1048 dr:4245 al:9 bm:0 lo:0 pe:0 ua:0 ap:0 ep:1 wo:f oos:0
+"""
+CRM_MON = """\
+<pacemaker-result api-version="2.38" request="crm_mon --one-shot --output-as=xml">
+  <summary>
+    <current_dc present="true" version="3.0.0" name="mx1" id="1" with_quorum="true" mixed_version="false"/>
+  </summary>
+  <failures>
+    <failure op_key="postfix_start_0" node="mx2" exitstatus="error" exitcode="1" call="31" task="start"/>
+  </failures>
+</pacemaker-result>
+"""
+
+
+def test_a_debian_13_pair_is_read_directly_from_drbd_and_pacemaker(monkeypatch, capsys):
+    pair = LAB_INVENTORY.with_name("lab-drbd.py")
+    config = load_for(pair)
+    asked = status_hosts.script(config, "mx1")
+    assert "cat /proc/drbd" in asked and "crm_mon" in asked and "replicator" not in asked
+    said = {name: {"units": "active\nactive\n"} for name in config.hosts}
+    said["mx1"] = {"units": "active\nactive\nactive\nactive\n", "queue": "",
+                   "drbd": PROC_DRBD.format(connection="Connected", role="Primary/Secondary"), "cluster": CRM_MON}
+    said["mx2"] = {"units": "inactive\ninactive\nactive\nactive\n", "queue": "",
+                   "drbd": PROC_DRBD.format(connection="WFConnection", role="Secondary/Unknown"), "cluster": "oops"}
+    monkeypatch.setattr(status_hosts, "read_hosts", lambda config: said)
+    assert main(["status", "--inventory", str(pair)]) == 1
+    out = capsys.readouterr().out
+    for line in ("ok   mx2 postfix: not active (the standby)", "ok   mx2 dovecot: not active (the standby)",
+                 "FAIL mx1: holds the mailboxes (DRBD Primary); 1 failed action(s)",
+                 "FAIL mx2: the standby (DRBD Secondary); not mirrored to the peer",
+                 "ok   mx2: the standby: its queue is with the mailboxes"):
+        assert line in out, out
