@@ -15,6 +15,7 @@ from deploys.drbd import DEVICE, RESOURCE
 from mailstack import services
 from tests.lab import clients, faults
 from tests.lab.test_ha import all_readable
+from tests.lab.test_monitoring import firing, status_all_well, status_of
 from tests.support import changes, deploy, ssh
 
 pytestmark = pytest.mark.lab
@@ -73,6 +74,19 @@ def test_the_mail_runs_on_one_host_with_the_mailboxes_mounted(lab):
 
 def test_a_second_deploy_changes_nothing(lab):
     assert changes(deploy(lab.inventory)) == {}
+
+
+def test_the_monitoring_knows_the_standby_runs_no_mail(lab, capsys):
+    """The standby runs no Dovecot, its backends are DOWN and its queue is not mounted, by
+    design: none of it is an alert, and ``mailstack status`` is all well, naming the holder."""
+    holder, other = pair(lab)
+    faults.wait_for(lambda: replicated(lab, holder), 600, "both disks up to date")
+    status_all_well(lab, capsys, limit=300)
+    _, said = status_of(lab, capsys)
+    assert f"ok   {holder}: holds the mailboxes (DRBD Primary), mirrored" in said
+    assert f"ok   {other}: the standby (DRBD Secondary), mirrored" in said
+    time.sleep(70)  # longer than the `for` of each alert the standby used to fire
+    assert [labels for labels in firing(lab) if labels.get("severity") != "info"] == []
 
 
 def test_a_crash_of_the_host_with_the_mail_loses_no_accepted_message(lab, vip):

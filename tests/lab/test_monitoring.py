@@ -19,9 +19,10 @@ from tests.support import ssh
 pytestmark = pytest.mark.lab
 
 
-def firing(lab, alertname: str) -> list[dict]:
-    prometheus = status.prometheus(lab.config)
-    return [labels for labels, _ in prometheus.query(f'ALERTS{{alertname="{alertname}",alertstate="firing"}}')]
+def firing(lab, alertname: str | None = None) -> list[dict]:
+    """The labels of each firing alert (of those named ``alertname``)."""
+    named = f'alertname="{alertname}",' if alertname else ""
+    return [labels for labels, _ in status.prometheus(lab.config).query(f'ALERTS{{{named}alertstate="firing"}}')]
 
 
 def wait_until_firing(lab, alertname: str, limit: float = 120) -> float:
