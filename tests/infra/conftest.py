@@ -71,6 +71,15 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("host", hosts, ids=names, scope="module")
 
 
+@pytest.fixture
+def mail_runs_here(host, cluster):
+    """For a check of the running mail: skipped on the standby of a Debian 13 pair, where
+    Pacemaker runs neither Postfix nor Dovecot and the mailboxes are not mounted
+    (tests/infra/test_quorum.py checks that standby)."""
+    if cluster.mailboxes_on_drbd(host.backend.hostname) and not host.mount_point("/var/vmail").exists:
+        pytest.skip("the standby of a Debian 13 pair: its peer runs the mail")
+
+
 @pytest.fixture(scope="session")
 def trusted_roots(cluster) -> str:
     """Roots a client trusts beyond the system's: the cluster's own CA, or the ACME CA's configured roots."""

@@ -9,6 +9,7 @@ from mailstack import capacity
 from tests.infra.tls import negotiated_cipher
 
 GROUPS = ["mx"]
+pytestmark = pytest.mark.usefixtures("mail_runs_here")
 TLS_PORTS = {25: "smtp", 465: None, 587: "smtp", 143: "imap", 993: None, 4190: "sieve"}
 FOURTEEN_DAYS = 14 * 24 * 3600
 

@@ -1,9 +1,11 @@
 """The third vote of an mx pair on DRBD (docs/ha.md): corosync-qnetd on the quorum host hears
-both mx hosts over TLS with their certificate checked, and each of them counts its vote."""
+both mx hosts over TLS with their certificate checked, and each of them counts its vote; the
+mail runs on the host that holds the mailboxes, and nothing of it on the other."""
 
 import pytest
 
-from mailstack.services import QNETD_PORT
+from deploys.drbd import RESOURCE
+from mailstack.services import CLUSTERED, QNETD_PORT
 
 GROUPS = ["quorum", "mx"]
 
@@ -31,3 +33,11 @@ def test_the_mx_host_counts_the_third_vote(host, cluster):
     assert lines.get("Quorate") == "Yes", status
     assert lines.get("Total votes") == "3", status
     assert "Qdevice" in status, status
+
+
+def test_the_mail_runs_where_the_mailboxes_are_and_only_there(host, cluster):
+    in_group(host, cluster, "mx")
+    holds = host.mount_point("/var/vmail").exists
+    role = host.check_output(f"drbdadm role {RESOURCE}")
+    assert role == ("Primary/Secondary" if holds else "Secondary/Primary")
+    assert [host.service(service).is_running for service in CLUSTERED] == [holds] * len(CLUSTERED)
