@@ -10,6 +10,7 @@ import urllib.parse
 import pytest
 import yaml
 
+from mailstack import status_hosts
 from mailstack.services import PROMETHEUS_PORT, listen
 
 GROUPS = ["mon"]
@@ -116,4 +117,4 @@ def reporting(host, cluster, query: str) -> set[str]:
 
 def standbys(host, cluster) -> set[str]:
     """The mx hosts of a Debian 13 pair that do not hold the mailboxes (DRBD Secondary)."""
-    return {labels["host"] for labels, _ in series(host, cluster, 'node_drbd_node_role_is_primary{node="local"} == 0')}
+    return {labels["host"] for labels, _ in series(host, cluster, f"{status_hosts.PRIMARY} == 0")}
