@@ -42,6 +42,15 @@ HEALTHY = {
 }
 
 
+@pytest.fixture(autouse=True)
+def no_real_prometheus(monkeypatch):
+    """A lab running beside the unit tests has a Prometheus at the inventory's address: a
+    test that forgets to fake it would read the lab instead (as CI once did)."""
+    def unreachable(self, expression):
+        raise RuntimeError(f"a unit test asked the real Prometheus at {self.url}")
+    monkeypatch.setattr(status.Prometheus, "query", unreachable)
+
+
 def run(monkeypatch, capsys, answers: dict, *options: str) -> tuple[int, str]:
     monkeypatch.setattr(status.Prometheus, "query", lambda self, expression: answers[expression])
     code = main(["status", "--inventory", str(LAB_INVENTORY), *options])
@@ -242,7 +251,7 @@ def test_a_debian_13_pair_is_read_directly_from_drbd_and_pacemaker(monkeypatch, 
     said["mx2"] = {"units": "inactive\ninactive\nactive\nactive\n", "queue": "",
                    "drbd": PROC_DRBD.format(connection="WFConnection", role="Secondary/Unknown"), "cluster": "oops"}
     monkeypatch.setattr(status_hosts, "read_hosts", lambda config: said)
-    assert main(["status", "--inventory", str(pair)]) == 1
+    assert main(["status", "--inventory", str(pair), "--direct"]) == 1
     out = capsys.readouterr().out
     for line in ("ok   mx2 postfix: not active (the standby)", "ok   mx2 dovecot: not active (the standby)",
                  "FAIL mx1: holds the mailboxes (DRBD Primary); 1 failed action(s)",
