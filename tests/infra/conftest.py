@@ -80,6 +80,12 @@ def mail_runs_here(host, cluster):
         pytest.skip("the standby of a Debian 13 pair: its peer runs the mail")
 
 
+@pytest.fixture
+def postfix_unit(host, cluster) -> str:
+    """The unit that runs Postfix's instance: postfix@- on Debian 12, postfix itself on Debian 13."""
+    return "postfix@-" if cluster.release_of(host.backend.hostname) == "bookworm" else "postfix"
+
+
 @pytest.fixture(scope="session")
 def trusted_roots(cluster) -> str:
     """Roots a client trusts beyond the system's: the cluster's own CA, or the ACME CA's configured roots."""

@@ -43,3 +43,12 @@ def test_fail2ban_watches_the_logins(host, cluster):
     jails = host.check_output("fail2ban-client status | sed -n 's/.*Jail list:\\s*//p'").replace(",", " ").split()
     mail = {"postfix-sasl", "dovecot"} | ({"mailstack-old-server"} if cluster.migration else set())
     assert set(jails) == {"sshd"} | (mail if "mx" in cluster.hosts[host.backend.hostname].groups else set())
+
+
+def test_fail2ban_reads_the_journal_postfix_logs_the_logins_to(host, cluster, postfix_unit):
+    """Postfix logs under postfix@- on Debian 12 and under postfix on Debian 13: a jail that
+    reads the other unit's journal never sees a failed login."""
+    if "mx" not in cluster.hosts[host.backend.hostname].groups:
+        pytest.skip("no Postfix on this host")
+    said = host.check_output("fail2ban-client get postfix-sasl journalmatch")
+    assert f"_SYSTEMD_UNIT={postfix_unit}.service" in said.split(), said

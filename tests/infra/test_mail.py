@@ -21,12 +21,11 @@ def test_service_enabled_and_running(host, service):
 
 
 @pytest.mark.parametrize("service", ["postfix", "dovecot"])
-def test_services_on_the_hosts_address_start_once_the_network_is_up(host, cluster, service):
+def test_services_on_the_hosts_address_start_once_the_network_is_up(host, postfix_unit, service):
     """At boot they wait for the host's address: on a Vagrant VM, Dovecot failed to start
     when systemd-networkd had not yet configured it. Asked of the unit that runs Postfix's
-    instance: postfix@- on Debian 12, postfix itself on Debian 13."""
-    bookworm = cluster.release_of(host.backend.hostname) == "bookworm"
-    unit = "postfix@-" if service == "postfix" and bookworm else service
+    instance."""
+    unit = postfix_unit if service == "postfix" else service
     shown = host.check_output(f"systemctl show -p Wants -p After {unit}").splitlines()
     shown = dict(line.split("=", 1) for line in shown)
     assert "network-online.target" in shown["Wants"].split()
