@@ -153,7 +153,7 @@ def _mail(source: Source, standbys: set[str]) -> list[Finding]:
             f"; {part} does not answer" for part in silent)
         findings.append(Finding(
             "mail", host, not silent, detail,
-            f"systemctl status postfix@- rspamd redis-server on {host}" if silent else "",
+            f"systemctl status 'postfix*' rspamd redis-server on {host}" if silent else "",
         ))
     return findings
 
