@@ -40,7 +40,7 @@ def lab(request):
     inventory = Path(given).resolve() if given and load_for(given).lab else LAB_INVENTORY
     the_lab = Lab(load_for(inventory))
     the_lab.inventory = inventory
-    the_lab.started_here = not all(row["ssh"] == "ready" for row in the_lab.status())
+    the_lab.started_here = not all(row["state"] == "up" for row in the_lab.status())  # slow SSH is still running
     try:
         the_lab.up()
         the_lab.first_deploy = deploy(inventory)
