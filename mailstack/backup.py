@@ -164,12 +164,22 @@ def save_state(config: Config, host: str) -> str:
     return name
 
 
-def answering_mx(config: Config) -> str:
-    """The standby mx host, or the other one if the standby does not answer."""
-    hosts = sorted(config.hosts_in("mx"), key=lambda name: name != standby(config))
-    if found := ssh.first_answering(config, hosts):
+def mailbox_host(config: Config, hosts: list[str]) -> str:
+    """The first of ``hosts`` that answers and can read and write the mailboxes: on a Debian 13
+    pair only the one Pacemaker mounted them on (DRBD Primary); the other has none."""
+    if config.mailbox_replication != "drbd":
+        if found := ssh.first_answering(config, hosts):
+            return found
+        raise BackupError(f"no mx host answers over SSH ({', '.join(hosts)})")
+    if found := ssh.first_answering(config, hosts, f"mountpoint -q {VMAIL}"):
         return found
-    raise BackupError(f"no mx host answers over SSH ({', '.join(hosts)})")
+    raise BackupError(f"no mx host has the mailboxes mounted ({', '.join(hosts)}): crm_mon -1 on either")
+
+
+def answering_mx(config: Config) -> str:
+    """The standby mx host, or the other one if the standby does not answer (of a Debian 13
+    pair, the one with the mailboxes)."""
+    return mailbox_host(config, sorted(config.hosts_in("mx"), key=lambda name: name != standby(config)))
 
 
 def archives(config: Config, host: str) -> list[Archive]:
@@ -212,7 +222,7 @@ def restore(config: Config, user: str, folder: str | None = None, at: datetime |
     found in the mailbox with the bytes (SHA-256) and flags it had."""
     if user not in {configured.address for configured in config.users}:
         raise BackupError(f"{user}: no such user in {config.source}")
-    host = host or config.hosts_in("mx")[0]
+    host = host or mailbox_host(config, config.hosts_in("mx"))
     archive = archive_at(archives(config, host), at)
     local, _, domain = user.lower().partition("@")
     maildir = f"var/vmail/{domain}/{local}/Maildir"
@@ -333,6 +343,9 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     stopped meanwhile; every folder's next UID moves past the archive's, and Dovecot checks every
     index. Both hosts then hold the same mailboxes, which replication finds in sync, and only then
     does Postfix take mail again. Hosts that still hold mail are refused: restore one user instead."""
+    if config.mailbox_replication == "drbd":
+        raise BackupError("restore --cluster does not yet rebuild a Debian 13 pair, whose mail Pacemaker runs:"
+                          " docs/backups.md says how to do it by hand")
     started = time.monotonic()
     hosts = config.hosts_in("mx")
     users = [user.address for user in config.users]

@@ -57,6 +57,6 @@ def run(config: Config, host: str, command: str, **options) -> subprocess.Comple
     return subprocess.run(["ssh", "-F", str(config_file(config)), host, command], capture_output=True, **options)
 
 
-def first_answering(config: Config, hosts: list[str]) -> str | None:
-    """The first of ``hosts`` that answers over SSH."""
-    return next((name for name in hosts if run(config, name, "true", timeout=30).returncode == 0), None)
+def first_answering(config: Config, hosts: list[str], test: str = "true") -> str | None:
+    """The first of ``hosts`` that answers over SSH (and where the shell command ``test`` succeeds)."""
+    return next((name for name in hosts if run(config, name, test, timeout=30).returncode == 0), None)

@@ -6,14 +6,19 @@ at a time (docs/ha.md). Only on a lab whose mx pair is on DRBD:
 The lab's own inventory keeps its pair on Debian 12 (dsync), so CI skips this module.
 """
 
+import imaplib
 import subprocess
 import time
 
 import pytest
 
 from deploys.drbd import DEVICE, RESOURCE
+from mailstack import backup as backups
 from mailstack import services
+from mailstack.cli import main
+from mailstack.lab.mailcheck import message
 from tests.lab import clients, faults
+from tests.lab.test_backup import FOLDER, MESSAGES, bob, contents
 from tests.lab.test_ha import all_readable
 from tests.lab.test_monitoring import firing, status_all_well, status_of
 from tests.support import changes, deploy, ssh
@@ -87,6 +92,32 @@ def test_the_monitoring_knows_the_standby_runs_no_mail(lab, capsys):
     assert f"ok   {other}: the standby (DRBD Secondary), mirrored" in said
     time.sleep(70)  # longer than the `for` of each alert the standby used to fire
     assert [labels for labels in firing(lab) if labels.get("severity") != "info"] == []
+
+
+def test_the_host_with_the_mailboxes_backs_them_up_and_a_deleted_folder_comes_back(lab, vip):
+    """Only the holder has the mailboxes to read (the standby's DRBD device is not mounted):
+    ``mailstack backup run`` and ``restore`` go there, whichever host Pacemaker chose."""
+    holder, other = pair(lab)
+    assert "mounted on the other mx host" in ssh(lab, other, f"{backups.SCRIPT} run")
+    with vip.imap("bob") as imap:
+        imap.create(FOLDER)
+        for number, (subject, flags) in enumerate(MESSAGES):
+            mail = message(vip.user("alice"), bob(vip), f"backup {subject}", body=f"{subject}\n")
+            imap.append(FOLDER, f"({flags})", imaplib.Time2Internaldate(time.time() - 86400 * number),
+                        mail.as_bytes())
+    wanted = contents(lab, vip, holder)
+    assert sum(wanted.values()) == len(MESSAGES)
+    try:
+        assert main(["backup", "run", "-i", str(lab.inventory)]) == 0
+        assert backups.archives(lab.config, holder)[-1].host == holder
+        before_deletion = ssh(lab, holder, "date '+%Y-%m-%dT%H:%M:%S'").strip()
+        with vip.imap("bob") as imap:
+            assert imap.delete(FOLDER)[0] == "OK"
+        assert main(["backup", "restore", "--user", bob(vip), "--folder", FOLDER, "--at", before_deletion,
+                     "-i", str(lab.inventory)]) == 0
+        assert contents(lab, vip, holder) == wanted
+    finally:
+        ssh(lab, holder, f"doveadm mailbox delete -r -s -u {bob(vip)} {FOLDER} 2>/dev/null; true")
 
 
 def test_a_crash_of_the_host_with_the_mail_loses_no_accepted_message(lab, vip):

@@ -72,6 +72,21 @@ def test_an_unknown_user_is_refused_before_any_host():
         backups.restore(load_for(LAB_INVENTORY), "nobody@mailstack.test")
 
 
+def test_on_a_debian_13_pair_backups_go_where_the_mailboxes_are_mounted(monkeypatch):
+    pair = load_for(LAB_INVENTORY.with_name("lab-drbd.py"))
+    asked = []
+
+    def run(config, host, command, **options):  # mx1 holds the mailboxes, the standby mx2 none
+        asked.append((host, command))
+        return subprocess.CompletedProcess(command, int(host == "mx2" and "mountpoint" in command))
+    monkeypatch.setattr(backups.ssh, "run", run)
+    assert backups.standby(pair) == "mx2" and backups.answering_mx(pair) == "mx1"
+    assert asked == [("mx2", "mountpoint -q /var/vmail"), ("mx1", "mountpoint -q /var/vmail")]
+    with pytest.raises(backups.BackupError, match="does not yet rebuild a Debian 13 pair"):
+        backups.restore_cluster(pair)
+    assert len(asked) == 2, "restore --cluster touched a host"
+
+
 def test_the_backup_hosts_key_must_be_known(tmp_path):
     config = load_for(LAB_INVENTORY)
     object.__setattr__(config.ssh, "known_hosts", str(tmp_path / "empty"))
