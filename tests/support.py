@@ -9,7 +9,8 @@ PROJECT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(PROJECT.glob("inventories/*.py"))
 LAB_INVENTORY = PROJECT / "inventories" / "lab.py"
 PYINFRA = Path(sys.executable).with_name("pyinfra")
-DEPLOY_TIMEOUT = 1200  # a hung deploy fails the tests instead of holding CI until its limit
+DEPLOY_TIMEOUT = 2400  # a hung deploy fails the tests instead of holding CI until its limit; lab-drbd's first
+# deploy, its mx pair two QEMU guests under TCG, takes about 30 minutes (1,200 s cut it off)
 
 
 def lab_variant(folder: Path, replacements: dict[str, str]) -> Path:
