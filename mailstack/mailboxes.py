@@ -28,11 +28,21 @@ class MailboxError(Exception):
     pass
 
 
+def _reading(config: Config, host: str, location: str) -> str:
+    """doveadm's options that read ``location`` (``driver:path``) as the user's mail. Dovecot 2.4
+    (Debian 13) split 2.3's ``mail_location`` into ``mail_driver`` and ``mail_path``, and given
+    the old name it reads the user's own mailbox without a word."""
+    if config.release_of(host) == "bookworm":
+        return f"-o mail_location={shlex.quote(location)} "
+    driver, _, path = location.partition(":")
+    return f"-o mail_driver={shlex.quote(driver)} -o mail_path={shlex.quote(path)} "
+
+
 def fetch(config: Config, host: str, user: str, fields: str, query: str = "all",
           location: str | None = None) -> list[dict]:
     """``doveadm fetch`` of ``fields`` for each message of ``user`` on ``host`` that the search
     ``query`` finds; ``location`` reads another mail store (a restored copy) as the user's."""
-    override = f"-o mail_location={shlex.quote(location)} " if location else ""
+    override = _reading(config, host, location) if location else ""
     command = f"doveadm -f json {override}fetch -u {shlex.quote(user)} {shlex.quote(fields)} {query}"
     result = ssh.run(config, host, command, timeout=600)
     if result.returncode != 0:
