@@ -47,7 +47,8 @@ def test_fail2ban_watches_the_logins(host, cluster):
 
 def test_fail2ban_reads_the_journal_postfix_logs_the_logins_to(host, cluster, postfix_unit):
     """Postfix logs under postfix@- on Debian 12 and under postfix on Debian 13: a jail that
-    reads the other unit's journal never sees a failed login."""
+    reads only the other unit's journal never sees a failed login. (fail2ban adds the jail's
+    journalmatch to its filter's, which names postfix on Debian 12 and both on Debian 13.)"""
     if "mx" not in cluster.hosts[host.backend.hostname].groups:
         pytest.skip("no Postfix on this host")
     said = host.check_output("fail2ban-client get postfix-sasl journalmatch")
