@@ -167,13 +167,11 @@ def save_state(config: Config, host: str) -> str:
 def mailbox_host(config: Config, hosts: list[str]) -> str:
     """The first of ``hosts`` that answers and can read and write the mailboxes: on a Debian 13
     pair only the one Pacemaker mounted them on (DRBD Primary); the other has none."""
-    if config.mailbox_replication != "drbd":
-        if found := ssh.first_answering(config, hosts):
-            return found
-        raise BackupError(f"no mx host answers over SSH ({', '.join(hosts)})")
-    if found := ssh.first_answering(config, hosts, f"mountpoint -q {VMAIL}"):
+    drbd = config.mailbox_replication == "drbd"
+    if found := ssh.first_answering(config, hosts, f"mountpoint -q {VMAIL}" if drbd else "true"):
         return found
-    raise BackupError(f"no mx host has the mailboxes mounted ({', '.join(hosts)}): crm_mon -1 on either")
+    raise BackupError(f"no mx host has the mailboxes mounted ({', '.join(hosts)}): crm_mon -1 on either" if drbd
+                      else f"no mx host answers over SSH ({', '.join(hosts)})")
 
 
 def answering_mx(config: Config) -> str:
