@@ -29,7 +29,6 @@ from operations.components import cluster_config
 
 RESOURCE = "vmail"
 DEVICE = "/dev/drbd0"
-QUEUE_FOLDER = ".postfix-queue"  # Postfix's queue on the replicated filesystem, mounted on its spool
 PORT = 7789
 CHECKER = "/usr/lib/drbd/drbdadm-84"  # drbd-utils' parser for the kernel's DRBD 8.4
 PEER_WAIT = 60  # seconds the first host waits for its peer's resource on a new pair
@@ -61,6 +60,7 @@ def first_start(config: Config) -> str:
     as new as this one, both are declared alike and this host makes the filesystem, with the
     queue's ``private`` folder, where Dovecot, which starts before Postfix, puts its sockets."""
     raid = config.hosts[host.name].storage.mdraid
+    queue = f"$root/{services.QUEUE_FOLDER}"
     wait = f"until drbdadm cstate {RESOURCE} | grep -qx Connected; do sleep 1; done"
     return " && ".join([
         f"timeout {PEER_WAIT} sh -c {shlex.quote(wait)}"
@@ -70,7 +70,7 @@ def first_start(config: Config) -> str:
         f"drbdadm primary {RESOURCE}",
         storage_rules.mkfs(raid, DEVICE),
         f"root=$(mktemp -d) && mount {DEVICE} $root && chown {VMAIL_UID}:{VMAIL_UID} $root && chmod 750 $root"
-        f" && mkdir -m 755 $root/{QUEUE_FOLDER} && install -d -m 700 -o {POSTFIX_UID} -g 0 $root/{QUEUE_FOLDER}/private"
+        f" && mkdir -m 755 {queue} && install -d -m 700 -o {POSTFIX_UID} -g 0 {queue}/private"
         " && umount $root && rmdir $root",
         f"drbdadm secondary {RESOURCE}",
     ])

@@ -26,7 +26,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import server, systemd
 
 from deploys.common import configured_service
-from deploys.drbd import DEVICE, QUEUE_FOLDER, RESOURCE, on_drbd
+from deploys.drbd import DEVICE, RESOURCE, on_drbd
 from deploys.qnetd import nss_database, pem_check, pem_files, pem_values
 from mailstack import secrets, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
@@ -136,7 +136,7 @@ def values(target: Target) -> dict:
         "device": DEVICE,
         "filesystem": raid,
         "services": services.CLUSTERED,
-        "queue_folder": QUEUE_FOLDER,
+        "queue_folder": services.QUEUE_FOLDER,
     }
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from . import keys, mailboxes, ssh
 from .config import Config, ConfigError
 from .inventory import host_data
-from .services import TEXTFILES
+from .services import CLUSTERED, QUEUE_FOLDER, TEXTFILES
 
 PASSPHRASE = "borg.pass"
 """The repository key's passphrase, in the secrets folder."""
@@ -141,8 +141,9 @@ def on_every_host(config: Config, hosts: list[str], command: str) -> None:
 def take(config: Config, host: str | None = None, out=None) -> tuple[str, str]:
     """A backup now by the backup script on ``host`` (the answering mx host by default), which
     writes what it does to ``out`` (this process's standard output by default), then the
-    configuration and secrets folder. Returns the host and the state archive's name."""
-    host = host or answering_mx(config)
+    configuration and secrets folder. Returns the host and the state archive's name. A host
+    given must hold the mailboxes: the standby of a Debian 13 pair would back up none."""
+    host = mailbox_host(config, [host]) if host else answering_mx(config)
     command = ["ssh", "-F", str(ssh.config_file(config)), host, f"{SCRIPT} run"]
     if code := subprocess.run(command, stdout=out).returncode:
         raise BackupError(f"{host}: the backup failed (exit {code}); journalctl -u mailstack-backup on {host}")
@@ -340,31 +341,49 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     each host unpacks /var/vmail from the same archive at once, with Postfix and Dovecot
     stopped meanwhile; every folder's next UID moves past the archive's, and Dovecot checks every
     index. Both hosts then hold the same mailboxes, which replication finds in sync, and only then
-    does Postfix take mail again. Hosts that still hold mail are refused: restore one user instead."""
-    if config.mailbox_replication == "drbd":
-        raise BackupError("restore --cluster does not yet rebuild a Debian 13 pair, whose mail Pacemaker runs:"
-                          " docs/backups.md says how to do it by hand")
+    does Postfix take mail again. Hosts that still hold mail are refused: restore one user instead.
+
+    A Debian 13 pair has one /var/vmail, on the host Pacemaker mounted it on (DRBD copies it to
+    the other): only that host is restored, with Pacemaker leaving Postfix and Dovecot alone
+    meanwhile (their resources in maintenance, given back at the end; left so, with the
+    services stopped, should the restore fail)."""
     started = time.monotonic()
-    hosts = config.hosts_in("mx")
+    drbd = config.mailbox_replication == "drbd"
+    hosts = [mailbox_host(config, config.hosts_in("mx"))] if drbd else config.hosts_in("mx")
     users = [user.address for user in config.users]
     for host in hosts:
         if held := on_host(config, host, f"find {VMAIL} {MESSAGE_FILES} -print | head -n 3").split():
             raise BackupError(f"{host}: {VMAIL} still holds mail ({', '.join(held)}): restore --cluster"
                               " rebuilds lost mx hosts; to bring back one user's mail use --user")
     archive = archive_at(archives(config, hosts[0]), at)
+    if drbd:
+        left_alone_by_pacemaker(config, hosts[0], True)
     # No host may start (and replicate) before every host holds the archive's mailboxes.
     on_every_host(config, hosts, f"systemctl stop {POSTFIX} dovecot")
-    on_every_host(config, hosts, f"find {VMAIL} -mindepth 1 -delete && cd / && {SCRIPT} borg extract"
-                                 f" ::{archive.name} {VMAIL.lstrip('/')}")
+    # The queue of a Debian 13 pair lies beside the mailboxes (deploys/drbd.py) and stays as it is.
+    on_every_host(config, hosts, f"find {VMAIL} -mindepth 1 -maxdepth 1 ! -name {QUEUE_FOLDER} -exec rm -rf {{}} +"
+                                 f" && cd / && {SCRIPT} borg extract ::{archive.name} {VMAIL.lstrip('/')}"
+                                 f" --exclude {VMAIL.lstrip('/')}/{QUEUE_FOLDER}")
     _move_past_the_archive(config, hosts, users)
     on_every_host(config, hosts, "systemctl start dovecot && doveadm force-resync -A '*'")
-    # A replicator that started before its peer listened marked every user failed, and would
-    # try them again only after 5 minutes: now that all listen, every user is synced at once.
-    on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
+    if not drbd:
+        # A replicator that started before its peer listened marked every user failed, and would
+        # try them again only after 5 minutes: now that all listen, every user is synced at once.
+        on_every_host(config, hosts, "doveadm replicator replicate -f '*' >/dev/null")
     held = _held_alike(config, hosts, users)
     # Postfix starts only now: mail that waited (alerts about this very outage) would otherwise
     # land on one host while the copies are compared.
     on_every_host(config, hosts, f"systemctl start {POSTFIX}")
+    if drbd:
+        left_alone_by_pacemaker(config, hosts[0], False)
     size = on_host(config, hosts[0], f"du -sb {VMAIL}").split()[0]
     messages = sum(sum(found.values()) for found in held.values())
     return ClusterRestored(archive, len(config.users), messages, int(size), time.monotonic() - started)
+
+
+def left_alone_by_pacemaker(config: Config, host: str, alone: bool) -> None:
+    """Pacemaker's resources for Dovecot and Postfix in maintenance or out of it: meanwhile it
+    neither starts, stops nor monitors them (docs/ha.md)."""
+    on_host(config, host, " && ".join(
+        f"crm_resource --resource {service} --meta --set-parameter maintenance --parameter-value {str(alone).lower()}"
+        for service in CLUSTERED))

@@ -35,6 +35,8 @@ REPLICATION_PORT = 12345  # Dovecot's doveadm listener, for dsync between the mx
 # the other): Dovecot's LMTP answers before Postfix delivers the queue it took over, else Postfix
 # would defer every message in it for 5 minutes (its minimal_backoff_time).
 CLUSTERED = ("dovecot", "postfix")
+# Postfix's queue on a Debian 13 pair: a folder of the replicated /var/vmail, mounted on its spool.
+QUEUE_FOLDER = ".postfix-queue"
 DRBD_PORT = 7789  # DRBD's replication of /var/vmail between the mx hosts (Debian 13)
 COROSYNC_PORT = 5405  # Corosync's membership (knet, UDP) between the mx hosts (Debian 13)
 QNETD_PORT = 5403  # corosync-qnetd on the quorum host, the third vote of a Debian 13 pair

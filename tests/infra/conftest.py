@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import testinfra
 
-from mailstack import certificates
+from mailstack import backup, certificates
 from mailstack.inventory import load_for
 from mailstack.ssh import config_file
 
@@ -78,6 +78,14 @@ def mail_runs_here(host, cluster):
     (tests/infra/test_quorum.py checks that standby)."""
     if cluster.mailboxes_on_drbd(host.backend.hostname) and not host.mount_point("/var/vmail").exists:
         pytest.skip("the standby of a Debian 13 pair: its peer runs the mail")
+
+
+@pytest.fixture(scope="session")
+def mail_hosts(cluster) -> list[str]:
+    """The mx hosts that run the mail: both, or of a Debian 13 pair the one with the mailboxes."""
+    if cluster.mailbox_replication == "drbd":
+        return [backup.mailbox_host(cluster, cluster.hosts_in("mx"))]
+    return cluster.hosts_in("mx")
 
 
 @pytest.fixture

@@ -21,18 +21,19 @@ def test_front_services_enabled_and_running(host, service):
     assert host.service(service).is_running
 
 
-def test_haproxy_sees_every_backend_up(host, cluster):
-    """Once settled: after one failed check (a slow host under load) a backend reads "UP 1/2"
+def test_haproxy_sends_clients_to_the_mx_hosts_that_run_the_mail(host, cluster, mail_hosts):
+    """Every backend of the mx hosts that run the mail, and none of a Debian 13 pair's standby.
+    Once settled: after one failed check (a slow host under load) a backend reads "UP 1/2"
     until its next check a quarter second later; one that stays short of "UP" fails."""
     expected = [(service.name, backend) for service in SERVICES for backend in cluster.hosts_in("mx")]
     for _ in range(SETTLE_READS):
         servers = haproxy.servers(host.check_output(haproxy.SHOW_STAT))
         states = {key: _state(servers.get(key)) for key in expected}
-        not_up = {key: state for key, state in states.items() if state != "UP"}
-        if not not_up:
+        wrong = {key: state for key, state in states.items() if (state == "UP") != (key[1] in mail_hosts)}
+        if not wrong:
             return
         time.sleep(1)
-    assert not_up == {}
+    assert wrong == {}
 
 
 def _state(server: dict | None) -> str:

@@ -41,3 +41,4 @@ def test_the_mail_runs_where_the_mailboxes_are_and_only_there(host, cluster):
     role = host.check_output(f"drbdadm role {RESOURCE}")
     assert role == ("Primary/Secondary" if holds else "Secondary/Primary")
     assert [host.service(service).is_running for service in CLUSTERED] == [holds] * len(CLUSTERED)
+    assert not any(host.service(service).is_enabled for service in CLUSTERED), "systemd would start them at boot"

@@ -1,7 +1,8 @@
 """Storage of /var/vmail on hosts in the storage group: the array runs in sync at the
 configured level, or the pool is ONLINE without errors; the filesystem or the datasets are
 mounted as configured and recorded for boot; scrubs and snapshots are scheduled; failures
-are mailed to the postmaster.
+are mailed to the postmaster. On a Debian 13 mx pair the array is DRBD's disk, and Pacemaker,
+not fstab, mounts DRBD's device on the host that holds the mailboxes.
 
 A degraded array or pool fails ``test_array_is_healthy`` or ``test_pool_is_healthy`` with a
 message naming the failed device.
@@ -9,6 +10,7 @@ message naming the failed device.
 
 import pytest
 
+from deploys.drbd import DEVICE, RESOURCE
 from facts.devices import DeviceContents
 from facts.mdadm import MdArrays, MdConfig
 from facts.zfs import ZfsProperties, ZpoolStatus
@@ -49,23 +51,41 @@ def test_array_is_healthy(host, raid):
     assert f"[{'U' * len(raid.devices)}]" in host.file("/proc/mdstat").content_string
 
 
-def test_filesystem_is_mounted_as_configured(host, raid):
+@pytest.fixture
+def array(host, raid) -> str:
+    """The running array's device (/dev/md127)."""
+    return storage_rules.find_array(raid, fact(host, MdArrays))[0]
+
+
+@pytest.fixture
+def under_drbd(host, cluster, array) -> bool:
+    """Whether the host's array is the disk of the pair's DRBD resource (checked so)."""
+    if not cluster.mailboxes_on_drbd(host.backend.hostname):
+        return False
+    assert host.check_output(f"readlink -f $(drbdadm sh-ll-dev {RESOURCE})") == array
+    return True
+
+
+@pytest.mark.usefixtures("mail_runs_here")
+def test_filesystem_is_mounted_as_configured(host, raid, array, under_drbd):
     mount = host.mount_point(raid.mount_point)
     assert mount.exists and mount.filesystem == raid.filesystem
     assert set(raid.mount_options) <= set(mount.options)
-    device = storage_rules.find_array(raid, fact(host, MdArrays))[0]
-    assert host.check_output(f"readlink -f {mount.device}") == device
+    assert host.check_output(f"readlink -f {mount.device}") == (DEVICE if under_drbd else array)
 
 
-def test_fstab_and_mdadm_conf_record_the_array(host, raid, cluster):
-    device = storage_rules.find_array(raid, fact(host, MdArrays))[0]
-    uuid = fact(host, DeviceContents, devices=(device,))[device]["uuid"]
+def test_fstab_and_mdadm_conf_record_the_array(host, raid, array, under_drbd, cluster):
     fstab = [line.split() for line in host.file("/etc/fstab").content_string.splitlines()]
     entries = [fields for fields in fstab if fields[1:2] == [raid.mount_point]]
-    assert entries == [[f"UUID={uuid}", raid.mount_point, raid.filesystem, ",".join(raid.mount_options), "0", "2"]]
-    recorded = fact(host, MdConfig, array_name=raid.name, device=device)
+    assert entries == ([] if under_drbd else [fstab_line(host, raid, array)])
+    recorded = fact(host, MdConfig, array_name=raid.name, device=array)
     assert sorted(recorded["configured"]) == sorted([f"MAILADDR {cluster.postmaster}", recorded["running"]])
     assert host.service("mdmonitor").is_running
+
+
+def fstab_line(host, raid, array: str) -> list[str]:
+    uuid = fact(host, DeviceContents, devices=(array,))[array]["uuid"]
+    return [f"UUID={uuid}", raid.mount_point, raid.filesystem, ",".join(raid.mount_options), "0", "2"]
 
 
 def test_pool_is_healthy(host, pool):

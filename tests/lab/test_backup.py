@@ -52,6 +52,18 @@ def remove_folders(lab, vip) -> None:
     wait_for(lambda: replicated(lab, vip, Counter()), 60, "mx2 no longer holds bob's folders")
 
 
+def fill(vip, folders: list[str]) -> None:
+    """bob's ``folders`` made and ``MESSAGES`` put in them, each a day older than the one
+    before: the first message in the last folder, the others in the first."""
+    with vip.imap("bob") as imap:
+        for folder in folders:
+            imap.create(folder)
+        for number, (subject, flags) in enumerate(MESSAGES):
+            mail = message(vip.user("alice"), bob(vip), f"backup {subject}", body=f"{subject} {'x' * 200}\n")
+            imap.append(folders[0] if number else folders[-1], f"({flags})",
+                        imaplib.Time2Internaldate(time.time() - 86400 * number), mail.as_bytes())
+
+
 @pytest.fixture(scope="module")
 def no_scheduled_backups(lab):
     """The tests decide which backups exist: a scheduled one taken between a deletion and its
@@ -67,14 +79,7 @@ def no_scheduled_backups(lab):
 def backed_up(lab, vip, no_scheduled_backups):
     """bob's Projects and Projects/2024, then a backup; what the folders held."""
     remove_folders(lab, vip)
-    with vip.imap("bob") as imap:
-        for folder in (FOLDER, f"{FOLDER}/2024"):
-            imap.create(folder)
-        for number, (subject, flags) in enumerate(MESSAGES):
-            folder = FOLDER if number else f"{FOLDER}/2024"
-            mail = message(vip.user("alice"), bob(vip), f"backup {subject}", body=f"{subject} {'x' * 200}\n")
-            imap.append(folder, f"({flags})", imaplib.Time2Internaldate(time.time() - 86400 * number),
-                        mail.as_bytes())
+    fill(vip, [FOLDER, f"{FOLDER}/2024"])
     wanted = contents(lab, vip)
     assert sum(wanted.values()) == len(MESSAGES)
     wait_for(lambda: replicated(lab, vip, wanted), 60, "mx2 holds bob's folders")

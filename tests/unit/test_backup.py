@@ -72,19 +72,22 @@ def test_an_unknown_user_is_refused_before_any_host():
         backups.restore(load_for(LAB_INVENTORY), "nobody@mailstack.test")
 
 
-def test_on_a_debian_13_pair_backups_go_where_the_mailboxes_are_mounted(monkeypatch):
+def test_on_a_debian_13_pair_backups_and_restores_go_where_the_mailboxes_are_mounted(monkeypatch):
     pair = load_for(LAB_INVENTORY.with_name("lab-drbd.py"))
     asked = []
 
-    def run(config, host, command, **options):  # mx1 holds the mailboxes, the standby mx2 none
-        asked.append((host, command))
-        return subprocess.CompletedProcess(command, int(host == "mx2" and "mountpoint" in command))
+    def run(config, host, command, **options):  # mx1 holds the mailboxes (with mail), the standby mx2 none
+        asked.append((host, command.split()[0]))
+        mounted = host == "mx1" or "mountpoint" not in command
+        return subprocess.CompletedProcess(command, int(not mounted), b"/var/vmail/bob/cur/1" if mounted else b"", b"")
     monkeypatch.setattr(backups.ssh, "run", run)
     assert backups.standby(pair) == "mx2" and backups.answering_mx(pair) == "mx1"
-    assert asked == [("mx2", "mountpoint -q /var/vmail"), ("mx1", "mountpoint -q /var/vmail")]
-    with pytest.raises(backups.BackupError, match="does not yet rebuild a Debian 13 pair"):
+    assert asked == [("mx2", "mountpoint"), ("mx1", "mountpoint")]
+    with pytest.raises(backups.BackupError, match=r"no mx host has the mailboxes mounted \(mx2\)"):
+        backups.take(pair, "mx2")
+    with pytest.raises(backups.BackupError, match="mx1: /var/vmail still holds mail"):
         backups.restore_cluster(pair)
-    assert len(asked) == 2, "restore --cluster touched a host"
+    assert asked[2:] == [("mx2", "mountpoint"), ("mx1", "mountpoint"), ("mx1", "find")]
 
 
 def test_the_backup_hosts_key_must_be_known(tmp_path):
