@@ -26,7 +26,7 @@ from pathlib import Path
 from . import keys, mailboxes, ssh
 from .config import Config, ConfigError
 from .inventory import host_data
-from .services import CLUSTERED, QUEUE_FOLDER, TEXTFILES
+from .services import CLUSTERED, QUEUE_FOLDER, TEXTFILES, postfix_units
 
 PASSPHRASE = "borg.pass"
 """The repository key's passphrase, in the secrets folder."""
@@ -45,9 +45,6 @@ AGE = "time() - mailstack_backup_last_success_timestamp_seconds > 0"
 MESSAGE_FILES = r"-type f \( -path '*/cur/*' -o -path '*/new/*' \)"
 """find(1) tests for Maildir's message files: empty mailboxes hold none."""
 VMAIL = "/var/vmail"
-POSTFIX = "postfix@- postfix"
-"""Postfix's units for systemctl: Debian's postfix.service only passes a stop on to the instance
-postfix@-, and ``systemctl stop postfix`` returns before that instance has stopped delivering."""
 RESTORE_AREA = "/var/tmp/mailstack-restore"
 """Where a restore unpacks an archive's mailbox on the mx host before importing it."""
 UID_MARGIN = 1_000_000
@@ -288,6 +285,7 @@ def export_key(config: Config, host: str, out: Path) -> None:
 @dataclass(frozen=True)
 class ClusterRestored:
     archive: Archive
+    hosts: list[str]
     users: int
     messages: int
     bytes: int
@@ -359,7 +357,8 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     if drbd:
         left_alone_by_pacemaker(config, hosts[0], True)
     # No host may start (and replicate) before every host holds the archive's mailboxes.
-    on_every_host(config, hosts, f"systemctl stop {POSTFIX} dovecot")
+    postfix = postfix_units(config.release_of(hosts[0]))
+    on_every_host(config, hosts, f"systemctl stop {postfix} dovecot")
     # The queue of a Debian 13 pair lies beside the mailboxes (deploys/drbd.py) and stays as it is.
     on_every_host(config, hosts, f"find {VMAIL} -mindepth 1 -maxdepth 1 ! -name {QUEUE_FOLDER} -exec rm -rf {{}} +"
                                  f" && cd / && {SCRIPT} borg extract ::{archive.name} {VMAIL.lstrip('/')}"
@@ -373,17 +372,18 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
     held = _held_alike(config, hosts, users)
     # Postfix starts only now: mail that waited (alerts about this very outage) would otherwise
     # land on one host while the copies are compared.
-    on_every_host(config, hosts, f"systemctl start {POSTFIX}")
+    on_every_host(config, hosts, f"systemctl start {postfix}")
     if drbd:
         left_alone_by_pacemaker(config, hosts[0], False)
     size = on_host(config, hosts[0], f"du -sb {VMAIL}").split()[0]
     messages = sum(sum(found.values()) for found in held.values())
-    return ClusterRestored(archive, len(config.users), messages, int(size), time.monotonic() - started)
+    return ClusterRestored(archive, hosts, len(config.users), messages, int(size), time.monotonic() - started)
 
 
 def left_alone_by_pacemaker(config: Config, host: str, alone: bool) -> None:
-    """Pacemaker's resources for Dovecot and Postfix in maintenance or out of it: meanwhile it
-    neither starts, stops nor monitors them (docs/ha.md)."""
+    """Pacemaker's resources for Dovecot and Postfix in maintenance (it neither starts, stops nor
+    monitors them meanwhile), or out of it again, as deployed (docs/ha.md)."""
     on_host(config, host, " && ".join(
-        f"crm_resource --resource {service} --meta --set-parameter maintenance --parameter-value {str(alone).lower()}"
+        f"crm_resource --resource {service} --meta "
+        + ("--set-parameter maintenance --parameter-value true" if alone else "--delete-parameter maintenance")
         for service in CLUSTERED))

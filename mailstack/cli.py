@@ -197,14 +197,16 @@ def _backup_restore_cluster(config, args) -> int:
     if args.user or args.folder or args.beside:
         raise ConfigError(config.source, ["mailstack backup restore --cluster: restores every mailbox; leave out"
                                           " --user, --folder and --beside"])
-    print(f"restoring every mailbox on {', '.join(config.hosts_in('mx'))}", flush=True)
+    print("restoring every mailbox", flush=True)
     done = backups.restore_cluster(config, args.at)
     if args.json:
-        print(json.dumps({"archive": done.archive.name, "users": done.users, "messages": done.messages,
-                          "bytes": done.bytes, "seconds": round(done.seconds, 1)}))
+        print(json.dumps({"archive": done.archive.name, "hosts": done.hosts, "users": done.users,
+                          "messages": done.messages, "bytes": done.bytes, "seconds": round(done.seconds, 1)}))
     else:
+        alike = ("DRBD copies it to the other mx host" if config.mailbox_replication == "drbd"
+                 else "each host holds the same mail")
         print(f"restored {done.users} users' mailboxes ({done.messages} messages, {done.bytes / 1e6:.1f} MB) from"
-              f" {done.archive.name} onto every mx host in {done.seconds:.0f} s; each host holds the same mail")
+              f" {done.archive.name} onto {', '.join(done.hosts)} in {done.seconds:.0f} s; {alike}")
     return 0
 
 

@@ -71,3 +71,9 @@ def backend_state_command(backend: str, state: Literal["ready", "drain", "maint"
     commands = ";".join(f"set server {service.name}/{backend} state {state}" for service in SERVICES)
     return f"echo '{commands}' | socat stdio /run/haproxy/admin.sock"
 
+
+def postfix_units(release: str) -> str:
+    """Postfix's units for systemctl. On Debian 12 postfix.service only passes a stop on to the
+    instance postfix@-, and returns before that instance has stopped delivering, so both are
+    named; Debian 13 runs Postfix in postfix.service, and starting postfix@- fails there."""
+    return "postfix@- postfix" if release == "bookworm" else "postfix"

@@ -18,6 +18,7 @@ from mailstack import backup as backups
 from mailstack import mailboxes
 from mailstack.cli import main
 from mailstack.lab.mailcheck import message
+from mailstack.services import postfix_units
 from tests.lab.clients import SubmitLoop
 from tests.lab.faults import cluster_whole, wait_for
 from tests.support import ssh
@@ -207,7 +208,8 @@ def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, back
     assert main(["backup", "run", "-i", inventory(lab)]) == 0
     validity, lost_uid = appended(vip, "drill: after the last backup, lost with the cluster")
     # The hosts rebuilt and deployed, Postfix held stopped until the restore (docs/backups.md)
-    for command in (f"systemctl stop {backups.POSTFIX} dovecot",
+    postfix = postfix_units(lab.config.release_of(hosts[0]))
+    for command in (f"systemctl stop {postfix} dovecot",
                     "mv /var/vmail /var/vmail.drill && install -d -o vmail -g vmail -m 750 /var/vmail",
                     "systemctl start dovecot"):
         for host in hosts:
@@ -222,8 +224,8 @@ def test_disaster_drill_every_mailbox_comes_back_on_both_mx_hosts(lab, vip, back
         assert main(["backup", "restore", "--cluster", "--json", "-i", inventory(lab)]) == 0
         restored = True
     finally:
-        undo = "" if restored else (f"systemctl stop {backups.POSTFIX} dovecot && rm -rf /var/vmail && mv"
-                                    f" /var/vmail.drill /var/vmail && systemctl start dovecot {backups.POSTFIX} && ")
+        undo = "" if restored else (f"systemctl stop {postfix} dovecot && rm -rf /var/vmail && mv"
+                                    f" /var/vmail.drill /var/vmail && systemctl start dovecot {postfix} && ")
         for host in hosts:
             ssh(lab, host, undo + "rm -rf /var/vmail.drill")
     # With both mx hosts down, both lb hosts' Keepalived went to FAULT; coming back, the second

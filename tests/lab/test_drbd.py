@@ -11,6 +11,7 @@ import shlex
 import subprocess
 import time
 from collections import Counter
+from xml.etree import ElementTree
 
 import pytest
 
@@ -134,8 +135,9 @@ def test_disaster_drill_every_mailbox_comes_back_on_the_host_with_the_mailboxes(
     assert main(["backup", "run", "-i", str(lab.inventory)]) == 0
     validity, lost_uid = appended(vip, "drill: after the last backup, lost with the pair")
     mailboxes_only = f"-mindepth 1 -maxdepth 1 ! -name {services.QUEUE_FOLDER}"
+    postfix = services.postfix_units(lab.config.release_of(holder))
     backups.left_alone_by_pacemaker(lab.config, holder, True)
-    ssh(lab, holder, f"systemctl stop {backups.POSTFIX} dovecot && mkdir {ASIDE}"
+    ssh(lab, holder, f"systemctl stop {postfix} dovecot && mkdir {ASIDE}"
                      f" && find /var/vmail {mailboxes_only} -exec mv -t {ASIDE} {{}} +")
     waiting = "drill: waited in the queue during the disaster"
     ssh(lab, holder, f"/usr/sbin/sendmail {vip.user('alice')}",
@@ -146,10 +148,10 @@ def test_disaster_drill_every_mailbox_comes_back_on_the_host_with_the_mailboxes(
         restored = True
     finally:
         if not restored:
-            ssh(lab, holder, f"systemctl stop {backups.POSTFIX} dovecot"
+            ssh(lab, holder, f"systemctl stop {postfix} dovecot"
                              f" && find /var/vmail {mailboxes_only} -exec rm -rf {{}} +"
                              f" && find {ASIDE} -mindepth 1 -maxdepth 1 -exec mv -t /var/vmail {{}} +"
-                             f" && systemctl start dovecot {backups.POSTFIX}")
+                             f" && systemctl start dovecot {postfix}")
             backups.left_alone_by_pacemaker(lab.config, holder, False)
         ssh(lab, holder, f"rm -rf {ASIDE}")
     report = json.loads(capsys.readouterr().out.splitlines()[-1])
@@ -162,9 +164,10 @@ def test_disaster_drill_every_mailbox_comes_back_on_the_host_with_the_mailboxes(
                     "the mail that waited in the queue delivered")
     after = appended(vip, "drill: after the restore")
     assert after[0] == validity and after[1] > lost_uid
-    for service in services.CLUSTERED:
-        said = ssh(lab, holder, f"crm_resource --resource {service} --meta --get-parameter maintenance")
-        assert said.split()[-1] == "false", f"Pacemaker does not run {service} again: {said}"
+    status = ElementTree.fromstring(ssh(lab, holder, "crm_mon -1 --output-as=xml"))
+    for service in services.CLUSTERED:  # Pacemaker runs them again
+        found = status.find(f".//resource[@id='{service}']")
+        assert (found.get("role"), found.get("managed"), found.get("maintenance")) == ("Started", "true", "false")
     assert mail_holder(lab) == holder
     faults.wait_for(lambda: replicated(lab, holder), 600, f"{other} holds the restored mailboxes too")
 
