@@ -49,9 +49,10 @@ class Lab:
     def _host(self, name: str) -> LabHost:
         interface = self._interface(self.config.hosts[name].address)
         release = self.config.release_of(name)
-        if "storage" in self.config.hosts[name].groups:
+        groups = tuple(self.config.hosts[name].groups)
+        if "storage" in groups:
             lab = self.settings
-            return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release)
+            return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release, groups)
         return Container(name, interface, {}, release)
 
     def _interface(self, address) -> ipaddress.IPv4Interface:

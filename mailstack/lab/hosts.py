@@ -247,16 +247,17 @@ class VirtualMachine(LabHost):
     kind = "qemu"
     link_prefix = "vt"
 
-    def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int, release: str = images.SUITE):
+    def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int, release: str = images.SUITE,
+                 groups: tuple[str, ...] = ()):
         super().__init__(name, address, identity, release)
-        self.memory, self.disks, self.disk_size = memory, disks, disk_size
+        self.memory, self.disks, self.disk_size, self.groups = memory, disks, disk_size, groups
         self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in address.ip.packed[1:])
 
     def pids(self) -> list[int]:
         return processes(f"mailstack-{self.name}")
 
     def image(self) -> Path:
-        return images.vm_image(self.release)
+        return images.vm_image(self.release, self.groups)
 
     def _fingerprint(self) -> str:
         """Its disks too: a guest with other disks is a new guest."""
