@@ -56,8 +56,9 @@ def renumber(user: int, group: int, postdrop: int) -> None:
         f"find / /var/spool/postfix -xdev -gid {group} -exec chgrp -h {POSTFIX_UID} {{}} +",
         f"find / /var/spool/postfix -xdev -gid {postdrop} -exec chgrp -h {POSTDROP_GID} {{}} +",
         "postfix set-permissions",
-        # where Pacemaker had tried to start it with the old IDs and failed (none on a new pair)
-        "if command -v crm_resource >/dev/null; then crm_resource --cleanup --resource postfix; fi",
+        # where Pacemaker had tried to start it with the old IDs and failed (none on a new pair,
+        # whose Pacemaker does not run yet, its package perhaps installed)
+        "if systemctl -q is-active pacemaker; then crm_resource --cleanup --resource postfix; fi",
     ])
 
 

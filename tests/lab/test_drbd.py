@@ -131,6 +131,7 @@ def test_disaster_drill_every_mailbox_comes_back_on_the_host_with_the_mailboxes(
     def held() -> dict:
         return {user: mailboxes.digests(lab.config, holder, user) for user in users}
 
+    appended(vip, "drill: in the last backup")  # bob's INBOX, in the archive with its UIDVALIDITY
     before = held()
     assert main(["backup", "run", "-i", str(lab.inventory)]) == 0
     validity, lost_uid = appended(vip, "drill: after the last backup, lost with the pair")
