@@ -382,7 +382,7 @@ def restore_cluster(config: Config, at: datetime | None = None) -> ClusterRestor
 
 def left_alone_by_pacemaker(config: Config, host: str, alone: bool) -> None:
     """Pacemaker's resources for Dovecot and Postfix in maintenance (it neither starts, stops nor
-    monitors them meanwhile), or out of it again, as deployed (docs/ha.md)."""
+    monitors them meanwhile), or out of it again, as deployed (docs/backups.md)."""
     on_host(config, host, " && ".join(
         f"crm_resource --resource {service} --meta "
         + ("--set-parameter maintenance --parameter-value true" if alone else "--delete-parameter maintenance")
