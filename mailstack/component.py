@@ -43,6 +43,10 @@ class ManagedFile:
         return [f"{name}.{release}.j2", f"{name}.j2"]
 
 
+MISSING_SECRET = "MISSING-SECRET:"
+"""What a file for review shows in place of a secret not made yet."""
+
+
 @dataclass(frozen=True)
 class Target:
     """The host files are rendered for, and how: for a deploy (``deployer`` is the address it
@@ -64,7 +68,7 @@ class Target:
             return path.read_text().strip()
         except OSError:
             if self.review:
-                return f"MISSING-SECRET:{path}"
+                return f"{MISSING_SECRET}{path}"
             source = self.config.source
             raise ConfigError(source, [f"{source}: missing secret file {path} (run mailstack secrets)"]) from None
 

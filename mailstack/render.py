@@ -6,7 +6,7 @@ from deploys.lab_services import LAB_SERVICES
 from deploys.mail_cluster import CLUSTER
 
 from . import secrets, validators
-from .component import Component, Target, write_files
+from .component import MISSING_SECRET, Component, Target, write_files
 from .config import RELEASES, Config
 
 COMPONENTS = tuple(dict.fromkeys(part for part in CLUSTER + LAB_SERVICES if isinstance(part, Component)))
@@ -28,8 +28,18 @@ def check_host(config: Config, host_name: str, root: Path) -> dict[str, str]:
         if component.check and component.applies_to(config, host_name):
             result = validators.check(component, config, host_name, root)
             if result.returncode != 0:
-                failures[component.name] = secrets.redact(config, (result.stderr or result.stdout).strip())
+                said = secrets.redact(config, (result.stderr or result.stdout).strip())
+                if _waits_for_a_secret(component, config, root):
+                    said += "\n(a file holds a placeholder for a secret not made yet: make it with `mailstack secrets`)"
+                failures[component.name] = said
     return failures
+
+
+def _waits_for_a_secret(component: Component, config: Config, root: Path) -> bool:
+    """Whether a file of ``component`` under ``root`` shows a placeholder for a secret, which its
+    tool may have judged (too short a key, no certificate) rather than the file."""
+    paths = (root / managed.path.lstrip("/") for managed in component.managed_files(config))
+    return any(path.is_file() and MISSING_SECRET in path.read_text(errors="replace") for path in paths)
 
 
 def checked_by(config: Config, host_name: str) -> str:

@@ -127,7 +127,7 @@ def _hosts(config: Config) -> Iterator[Problem]:
 
 def _releases(config: Config) -> Iterator[Problem]:
     """An mx pair replicates one way: both hosts on Debian 12 (Dovecot's replicator) or both on
-    Debian 13 (DRBD over each host's mdadm array, docs/releases.md), so far in the lab only."""
+    Debian 13 (DRBD over each host's mdadm array, docs/releases.md)."""
     pair = config.hosts_in("mx")
     if len(pair) < 2:
         return
@@ -149,12 +149,6 @@ def _releases(config: Config) -> Iterator[Problem]:
                 "an mx host on trixie keeps /var/vmail on DRBD over an mdadm array: put it in the storage"
                 " group with storage.mdraid (docs/ha.md)"
             )
-    if config.lab is None:
-        where = ("hosts", pair[0], "release") if config.hosts[pair[0]].release else ("cluster", "release")
-        yield where, (
-            f"host {pair[0]}: an mx pair on trixie keeps its mailboxes on DRBD, which runs in the lab only so far:"
-            " no CI run covers it yet; run the pair on bookworm (docs/releases.md)"
-        )
 
 
 def _quorum(config: Config) -> Iterator[Problem]:

@@ -13,12 +13,17 @@ def opened(host_name: str, deployer: str | None = None) -> dict[int | None, tupl
     return {rule.port: (rule.sources, rule.destination) for rule in allowances(PROD, host_name, deployer)}
 
 
-def test_mx_hosts_take_mail_only_from_the_lb_hosts_and_replication_from_their_peer():
+def test_mx_hosts_take_mail_only_from_the_lb_hosts():
     rules = opened("mx1")
     for port in MAIL_PORTS:
         assert rules[port] == (("192.0.2.11", "192.0.2.12"), None)
-    assert rules[12345] == (("192.0.2.22",), None)
-    assert COROSYNC_PORT not in rules and DRBD_PORT not in rules
+
+
+def test_a_debian_12_pair_opens_dsync_to_its_peer():
+    pair = load_for(PROJECT / "inventories/lab.py")
+    rules = {(rule.protocol, rule.port): rule.sources for rule in allowances(pair, "mx1")}
+    assert rules[("tcp", REPLICATION_PORT)] == ("10.77.0.22",)
+    assert ("tcp", DRBD_PORT) not in rules and ("udp", COROSYNC_PORT) not in rules
 
 
 def test_a_debian_13_pair_opens_drbd_and_corosync_to_its_peer_instead_of_dsync():

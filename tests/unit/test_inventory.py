@@ -11,6 +11,7 @@ import yaml
 
 from mailstack.config.model import GROUPS, LAB_GROUPS
 from mailstack.inventory import load_for
+from mailstack.storage_rules import zfs_devices
 
 PROJECT = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).with_name("pyinfra")
@@ -44,7 +45,7 @@ def vagrant_machines(source: Path, **environment: str) -> dict:
     return json.loads(result.stdout)
 
 
-@pytest.mark.parametrize("staging", ["staging", "staging-small"])
+@pytest.mark.parametrize("staging", ["staging", "staging-small", "staging-pair"])
 def test_vagrant_machines_are_the_staging_inventory(staging):
     """The Vagrantfile makes the machines of the configuration MAILSTACK_STAGING names."""
     config = load_for(PROJECT / "inventories" / f"{staging}.py")
@@ -53,8 +54,16 @@ def test_vagrant_machines_are_the_staging_inventory(staging):
         name: str(host.address) for name, host in config.hosts.items()
     }
     for name, machine in machines.items():
-        disks = 4 if "storage" in config.hosts[name].groups else 0
+        storage = config.hosts[name].storage
+        disks = len(storage.mdraid.devices if storage.mdraid else zfs_devices(storage.zfs)) if storage else 0
         assert machine["libvirt"]["disks"] == machine["virtualbox"]["disks"] == disks
+
+
+def test_the_mx_vms_have_a_watchdog_for_sbd():
+    """An mx pair on DRBD fences through SBD, which feeds a hardware watchdog (docs/ha.md)."""
+    machines = vagrant_machines(PROJECT / "inventories/staging-pair.yml")
+    assert {name: machine["libvirt"]["watchdog"] for name, machine in machines.items()} == {
+        "lb1": None, "mx1": "i6300esb", "mx2": "i6300esb"}
 
 
 def test_each_vm_boots_the_box_of_its_release_unless_one_is_named(tmp_path):

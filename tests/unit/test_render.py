@@ -2,6 +2,7 @@
 component's own checker; rendering touches nothing but its output folder."""
 
 import ast
+import shutil
 import subprocess
 
 import pytest
@@ -12,7 +13,7 @@ from deploys.mail_cluster import CLUSTER
 from deploys.pacemaker import PACEMAKER
 from mailstack import secrets, validators
 from mailstack.component import Component, Target
-from mailstack.config import RELEASES
+from mailstack.config import RELEASES, load
 from mailstack.config.checks import cross_check
 from mailstack.inventory import load_for
 from mailstack.render import COMPONENTS, check_host, render_host
@@ -119,6 +120,16 @@ def test_render_is_pure(tmp_path):
     assert sorted(path.name for path in tmp_path.iterdir()) == ["out", "staging.yml"]
     key = (tmp_path / "out/etc/mailstack/tls/privkey.pem").read_text()
     assert key == f"MISSING-SECRET:{config.secrets_dir}/tls/lb1.key\n"
+
+
+def test_a_check_that_read_a_placeholder_says_which_command_makes_the_secret(tmp_path):
+    """Before ``mailstack secrets``, Corosync's check reads the placeholder of its key, too short
+    a key: the failure says that the secret is not made yet, and how to make it."""
+    shutil.copy(PROJECT / "inventories/prod.yml", tmp_path)
+    config = load(tmp_path / "prod.yml")
+    render_host(config, "mx1", tmp_path / "out")
+    failure = check_host(config, "mx1", tmp_path / "out")["pacemaker"]
+    assert failure.endswith("a placeholder for a secret not made yet: make it with `mailstack secrets`)")
 
 
 def test_a_broken_file_fails_its_checker(tmp_path):

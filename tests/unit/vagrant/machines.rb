@@ -1,6 +1,6 @@
 # Loads the Vagrantfile with a recording stand-in for Vagrant's configuration API and
 # prints the machines it defines as JSON:
-# {name: {box:, hostname:, ip:, libvirt: {memory:, disks:}, virtualbox: {memory:, disks:}}}.
+# {name: {box:, hostname:, ip:, libvirt: {memory:, disks:, watchdog:}, virtualbox: {...}}}.
 require "json"
 
 # Accepts and ignores any setting it is not asked about.
@@ -17,8 +17,14 @@ class Provider < Anything
     @disks = 0
   end
 
+  attr_reader :watchdog_model
+
   def storage(*, **)
     @disks += 1
+  end
+
+  def watchdog(model:, **)
+    @watchdog_model = model
   end
 end
 
@@ -50,7 +56,8 @@ class Machine < Anything
     settings = Provider.new
     @vbox_disks = 0
     block.call(settings)
-    @record[name] = { "memory" => settings.memory, "disks" => settings.disks + @vbox_disks }
+    @record[name] = { "memory" => settings.memory, "disks" => settings.disks + @vbox_disks,
+                      "watchdog" => settings.watchdog_model }
   end
 end
 
