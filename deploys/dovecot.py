@@ -21,7 +21,7 @@ RAISE = (
 
 @deploy("Dovecot")
 def dovecot():
-    system_account("vmail", VMAIL_UID, "/var/vmail", create_home=False)
+    system_account("vmail", VMAIL_UID, "/var/vmail")
     files.directory(name="Create /var/vmail", path="/var/vmail", user="vmail", group="vmail", mode="750")
     settings = configured_service(DOVECOT, "dovecot", "Dovecot")
     server.shell(name="Allow an inotify instance per IMAP session", commands=[RAISE], _if=settings.did_change)

@@ -6,7 +6,8 @@ host holds the replica and runs neither, so HAProxy's health checks send every c
 host with the mail.
 
 Pacemaker's configuration is shared by the pair: each host puts the rendered resources and
-constraints in whenever they changed (the same text twice changes nothing). The constraints
+constraints in whenever they changed (the same text twice changes nothing), and sets each
+cluster property that differs from its own (one changed by hand is set back). The constraints
 are merged by their IDs, so the one DRBD's fencing handler adds while a replica is outdated
 stays; a constraint dropped from the template stays too, until removed by hand.
 
@@ -28,6 +29,7 @@ from pyinfra.operations import server, systemd
 from deploys.common import configured_service
 from deploys.drbd import DEVICE, RESOURCE, on_drbd
 from deploys.qnetd import nss_database, pem_check, pem_files, pem_values
+from facts.pacemaker import ClusterProperties
 from mailstack import secrets, services
 from mailstack.component import MAIL, Component, ManagedFile, Target
 from operations.components import cluster_config
@@ -43,6 +45,7 @@ PROPERTIES = {
 # What Pacemaker's controller adds once SBD runs; without it crm_verify refuses fencing with no device.
 AS_LIVE = {**PROPERTIES, "crm_config": {**PROPERTIES["crm_config"], "have-watchdog": "true"}}
 SETS = {"crm_config": "cluster_property_set", "rsc_defaults": "meta_attributes"}
+CIB_READY = "timeout 120 sh -c 'until cibadmin --query --scope nodes >/dev/null 2>&1; do sleep 1; done'"
 
 
 def property_sections(properties: dict[str, dict[str, str]]) -> str:
@@ -75,27 +78,40 @@ def pacemaker():
     systemd.service(name="Start SBD with Corosync", service="sbd", running=None, enabled=True)
     # Where the host is not in the pair's cluster yet (new, or a deploy stopped half-way), it
     # joins and takes the resources whatever changed.
-    again = settings.did_change if host.get_fact(Command, in_the_cluster(cluster)) == "yes" else None
+    joined = host.get_fact(Command, in_the_cluster(cluster)) == "yes"
+    again = settings.did_change if joined else None
     server.shell(name="Join the pair's cluster", commands=[join(cluster)], _if=again)
     for service in ("corosync", "pacemaker", "corosync-qdevice"):
         systemd.service(name=f"Run {service}", service=service, running=True, enabled=True)
     systemd.service(name="Restart corosync-qdevice", service="corosync-qdevice", restarted=True,
                     _if=settings.did_change)
+    # As they were before this deploy began; a host that joins now starts afresh.
+    live = host.get_fact(ClusterProperties) if joined else {}
+    if drifted := [(section, name, value) for section, values in properties(watchdog.seconds).items()
+                   for name, value in values.items() if live.get(section, {}).get(name) != value]:
+        server.shell(
+            name="Set the pair's cluster properties",
+            commands=[CIB_READY, *(f"crm_attribute --type {section} --name {name} --update {value}"
+                                   for section, name, value in drifted)],
+        )
     server.shell(
         name="Put the mail's resources in Pacemaker's configuration",
         commands=[
-            "timeout 120 sh -c 'until cibadmin --query --scope nodes >/dev/null 2>&1; do sleep 1; done'",
-            *(f"crm_attribute --type {section} --name {name} --update {value}"
-              for section, values in PROPERTIES.items() for name, value in values.items()),
-            # Pacemaker takes the mail over from a host it lost after twice the watchdog's
-            # timeout, by when that host, if it still runs, has reset itself.
-            f"crm_attribute --type crm_config --name stonith-watchdog-timeout --update {2 * watchdog.seconds}s",
+            CIB_READY,
             f"cibadmin --replace --scope resources --xml-file {CIB}/resources.xml",
             # merged, not replaced: DRBD's fencing handler adds a constraint of its own there
             f"cibadmin --modify --allow-create --scope constraints --xml-file {CIB}/constraints.xml",
         ],
         _if=again,
     )
+
+
+def properties(watchdog_seconds: int) -> dict[str, dict[str, str]]:
+    """The cluster's settings as the deploy keeps them: Pacemaker takes the mail over from a
+    host it lost after twice the watchdog's timeout, by when that host, if it still runs, has
+    reset itself."""
+    timeout = {"stonith-watchdog-timeout": f"{2 * watchdog_seconds}s"}
+    return {**PROPERTIES, "crm_config": {**PROPERTIES["crm_config"], **timeout}}
 
 
 def in_the_cluster(cluster: str) -> str:

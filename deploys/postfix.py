@@ -40,7 +40,7 @@ def pin_ids():
     ids = host.get_fact(Command, "echo $(id -u postfix):$(getent group postfix postdrop | cut -d: -f3)")
     if re.fullmatch(r"\d+:\d+ \d+", ids) and ids != PINNED:
         renumber(*map(int, re.split("[: ]", ids)))
-    system_account("postfix", POSTFIX_UID, "/var/spool/postfix", ensure_home=False)  # its home, the queue, stays root's
+    system_account("postfix", POSTFIX_UID, "/var/spool/postfix")  # its home, the queue, stays root's
     server.group(name="Add the postdrop group", group="postdrop", gid=POSTDROP_GID, system=True)
 
 
@@ -52,9 +52,10 @@ def renumber(user: int, group: int, postdrop: int) -> None:
         "systemctl stop postfix",
         f"groupmod -g {POSTFIX_UID} postfix && groupmod -g {POSTDROP_GID} postdrop"
         f" && usermod -u {POSTFIX_UID} -g {POSTFIX_UID} postfix",
-        f"find / /var/spool/postfix -xdev -uid {user} -exec chown -h {POSTFIX_UID} {{}} +",
-        f"find / /var/spool/postfix -xdev -gid {group} -exec chgrp -h {POSTFIX_UID} {{}} +",
-        f"find / /var/spool/postfix -xdev -gid {postdrop} -exec chgrp -h {POSTDROP_GID} {{}} +",
+        # one walk, each file judged by its IDs before any change (a VM under TCG took 136 s for three)
+        f"find / /var/spool/postfix -xdev \\( -uid {user} -exec chown -h {POSTFIX_UID} {{}} + \\)"
+        f" , \\( -gid {group} -exec chgrp -h {POSTFIX_UID} {{}} + \\)"
+        f" , \\( -gid {postdrop} -exec chgrp -h {POSTDROP_GID} {{}} + \\)",
         "postfix set-permissions",
         # where Pacemaker had tried to start it with the old IDs and failed (none on a new pair,
         # whose Pacemaker does not run yet, its package perhaps installed)

@@ -1,10 +1,13 @@
 """The third vote of an mx pair on DRBD (docs/ha.md): corosync-qnetd on the quorum host hears
-both mx hosts over TLS with their certificate checked, and each of them counts its vote; the
-mail runs on the host that holds the mailboxes, and nothing of it on the other."""
+both mx hosts over TLS with their certificate checked, and each of them counts its vote;
+Pacemaker keeps the deployed settings (fencing, what a host without quorum does); the mail
+runs on the host that holds the mailboxes, and nothing of it on the other."""
 
 import pytest
 
 from deploys.drbd import RESOURCE
+from deploys.pacemaker import properties
+from facts.pacemaker import ClusterProperties
 from mailstack.services import CLUSTERED, QNETD_PORT
 
 GROUPS = ["quorum", "mx"]
@@ -42,3 +45,10 @@ def test_the_mail_runs_where_the_mailboxes_are_and_only_there(host, cluster):
     assert role == ("Primary/Secondary" if holds else "Secondary/Primary")
     assert [host.service(service).is_running for service in CLUSTERED] == [holds] * len(CLUSTERED)
     assert not any(host.service(service).is_enabled for service in CLUSTERED), "systemd would start them at boot"
+
+
+def test_pacemaker_keeps_the_deployed_properties(host, cluster):
+    in_group(host, cluster, "mx")
+    live = ClusterProperties().process(host.check_output(ClusterProperties().command()).splitlines())
+    wanted = properties(cluster.cluster.watchdog.seconds)
+    assert {section: {name: live[section].get(name) for name in values} for section, values in wanted.items()} == wanted

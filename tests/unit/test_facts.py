@@ -6,7 +6,8 @@
   and of mirrors over files and device-mapper disks: checksum errors, a file gone, both
   disks failing I/O (suspended);
 - what ``DeviceContents`` finds on a disk of an exported pool, a mounted ext4, an empty disk,
-  a running array's member and a missing disk.
+  a running array's member and a missing disk;
+- ``cibadmin --query --scope configuration`` of the Debian 13 pair of ``staging-pair.yml``.
 """
 
 import grp
@@ -21,6 +22,7 @@ import pytest
 from facts.devices import DeviceContents
 from facts.files import FileStates
 from facts.mdadm import MdArrays
+from facts.pacemaker import ClusterProperties
 from facts.zfs import ZfsProperties, ZpoolStatus
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mdadm"
@@ -143,6 +145,22 @@ def test_block_devices():
     assert (found["/dev/loop10"]["signatures"], found["/dev/loop10"]["holders"]) == (["linux_raid_member"], ["md127"])
     assert found["/dev/vdz"] is None
 
+
+def test_cluster_properties_are_those_of_the_cluster_and_its_resource_defaults_only():
+    """The resources' own settings (``promotable``, a Filesystem's ``device``) are not the cluster's."""
+    found = ClusterProperties().process((FIXTURES.parent / "pacemaker" / "configuration.xml").read_text().splitlines())
+    assert found == {
+        "crm_config": {
+            "have-watchdog": "true", "dc-version": "3.0.0-3.0.0", "cluster-infrastructure": "corosync",
+            "cluster-name": "staging-pair", "stonith-enabled": "true", "no-quorum-policy": "stop",
+            "stonith-watchdog-timeout": "20s",
+        },
+        "rsc_defaults": {"resource-stickiness": "100"},
+    }
+
+
+def test_no_cluster_has_no_properties():
+    assert ClusterProperties().process([]) == {}
 
 
 def test_file_states_give_each_regular_file_and_nothing_else(tmp_path):
