@@ -17,6 +17,7 @@ from .config import Config, ConfigError, load
 # converges the lab services, the backup repository, the quorum host and the backends before
 # the front.
 HOST_ORDER = ("ns", "outside", "legacy", "storage", "backup", "quorum", "mx", "lb", "mon")
+SSH_CLIENT_CONFIG = Path(__file__).with_name("pyinfra_ssh_config")
 
 
 def config_path(inventory: str | Path) -> Path:
@@ -41,6 +42,7 @@ def host_data(config: Config, host_name: str) -> dict:
         "ssh_hostname": str(host.address),
         "ssh_user": config.ssh.user,
         "ssh_port": config.ssh.port,
+        "ssh_config_file": str(SSH_CLIENT_CONFIG),
         "mailstack_config": str(config.source),
     }
     if host.vrrp_priority is not None:

@@ -31,6 +31,8 @@ def ssh_config(config: Config) -> str:
             f"  Port {data['ssh_port']}",
             "  BatchMode yes",
             "  ConnectTimeout 10",
+            "  ServerAliveInterval 15",  # a host reset under a command ends it within a minute
+            "  ServerAliveCountMax 4",
         ]
         if "ssh_key" in data:
             lines += [f"  IdentityFile {_file_name(data['ssh_key'])}", "  IdentitiesOnly yes"]

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pyinfra.connectors.sshuserclient.client import SSHClient
 
 from mailstack.config.model import GROUPS, LAB_GROUPS
-from mailstack.inventory import load_for
+from mailstack.inventory import host_data, load_for
 from mailstack.storage_rules import zfs_devices
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -29,6 +30,17 @@ def test_pyinfra_reads_hosts_and_groups_from_the_configuration(example_inventory
         assert set(hosts[name]["groups"]) == {*host.groups, example_inventory.stem}
         assert hosts[name]["data"]["ssh_hostname"] == str(host.address)
         assert hosts[name]["data"].get("vrrp_priority") == host.vrrp_priority
+
+
+def test_pyinfra_keeps_each_connection_alive_and_still_reads_the_users_ssh_config(tmp_path, monkeypatch):
+    """A command on a host that was reset (a fenced mx host) fails instead of waiting forever."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text("Host 10.77.0.21\n  User admin\n")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    data = host_data(load_for(PROJECT / "inventories" / "lab.py"), "mx1")
+    settings = SSHClient().parse_config(data["ssh_hostname"], {}, ssh_config_file=data["ssh_config_file"])
+    keep_alive = settings[5]
+    assert (keep_alive, settings[1].get("username")) == (15, "admin")
 
 
 def test_vagrantfile_is_valid():

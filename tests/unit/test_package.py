@@ -26,3 +26,6 @@ def test_installed_package_renders_the_examples(tmp_path):
                                     cwd=tmp_path, capture_output=True, text=True)
             assert result.returncode == 0, result.stderr
     assert (tmp_path / "prod/mx1/etc/postfix/main.cf").read_text().startswith("# Managed by mailstack")
+    read = "from mailstack.inventory import SSH_CLIENT_CONFIG; print(SSH_CLIENT_CONFIG.read_text())"
+    ssh_settings = subprocess.run([venv / "bin/python", "-c", read], cwd=tmp_path, capture_output=True, text=True)
+    assert "ServerAliveInterval" in ssh_settings.stdout, ssh_settings.stderr

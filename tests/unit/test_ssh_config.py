@@ -38,3 +38,8 @@ def test_ssh_uses_exactly_the_configured_value(field, value, tmp_path):
     assert {key: shown[key] for key in expected} == expected
     assert shown.keys() == original.keys()
     assert "proxycommand" not in shown
+
+
+def test_ssh_gives_up_on_a_host_that_stopped_answering(tmp_path):
+    shown = _as_ssh_reads_it(load_text(yaml.safe_dump(RICH), tmp_path / "x.yml"), tmp_path)
+    assert (shown["serveraliveinterval"], shown["serveralivecountmax"]) == ("15", "4")
