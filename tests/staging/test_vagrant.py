@@ -7,13 +7,12 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mailstack.inventory import load_for
 from mailstack.staging import FOLDER, Staging, libvirt
-from tests.support import PROJECT, changes, deploy
+from tests.support import PROJECT, changes, deploy, skip_past_ci_mark
 
 INVENTORY = PROJECT / "inventories" / "staging-small.py"
 
@@ -24,10 +23,7 @@ pytestmark = pytest.mark.staging
 def staging():
     if os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("libvirtd"):
         pytest.skip("Vagrant staging needs root, vagrant and libvirt (.ci/install installs them)")
-    if (start_by := int(os.environ.get("MAILSTACK_STAGING_START_BY", 0))) and time.time() > start_by:
-        late = (time.time() - start_by) / 60
-        pytest.skip(f"not booted: the tests before it ended {late:.0f} min past MAILSTACK_STAGING_START_BY, "
-                    "so the staging would end past CI's hour (.ci/run)")
+    skip_past_ci_mark(40, "the Vagrant staging")
     saved = dict(os.environ)
     the_staging = Staging(load_for(INVENTORY))
     # As `make staging` is run here: the box built here, and TCG (KVM does not work for guests here)
