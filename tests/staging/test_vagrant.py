@@ -23,7 +23,7 @@ pytestmark = pytest.mark.staging
 def staging():
     if os.geteuid() != 0 or not shutil.which("vagrant") or not shutil.which("libvirtd"):
         pytest.skip("Vagrant staging needs root, vagrant and libvirt (.ci/install installs them)")
-    skip_past_ci_mark(40, "the Vagrant staging")
+    skip_past_ci_mark(42, "the Vagrant staging")
     saved = dict(os.environ)
     the_staging = Staging(load_for(INVENTORY))
     # As `make staging` is run here: the box built here, and TCG (KVM does not work for guests here)
