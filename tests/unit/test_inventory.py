@@ -38,9 +38,9 @@ def test_pyinfra_keeps_each_connection_alive_and_still_reads_the_users_ssh_confi
     (tmp_path / ".ssh" / "config").write_text("Host 10.77.0.21\n  User admin\n")
     monkeypatch.setenv("HOME", str(tmp_path))
     data = host_data(load_for(PROJECT / "inventories" / "lab.py"), "mx1")
-    settings = SSHClient().parse_config(data["ssh_hostname"], {}, ssh_config_file=data["ssh_config_file"])
-    keep_alive = settings[5]
-    assert (keep_alive, settings[1].get("username")) == (15, "admin")
+    _, settings, *_, keep_alive, _ = SSHClient().parse_config(data["ssh_hostname"], {},
+                                                              ssh_config_file=data["ssh_config_file"])
+    assert (keep_alive, settings.get("username")) == (15, "admin")
 
 
 def test_vagrantfile_is_valid():
