@@ -47,12 +47,14 @@ class Lab:
         return self.secrets / "ssh_config"
 
     def _host(self, name: str) -> LabHost:
-        interface = self._interface(self.config.hosts[name].address)
+        host = self.config.hosts[name]
+        interface = self._interface(host.address)
         release = self.config.release_of(name)
-        groups = tuple(self.config.hosts[name].groups)
-        if "storage" in groups:
+        if "storage" in host.groups:
             lab = self.settings
-            return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release, groups)
+            zfs = host.storage is not None and host.storage.zfs is not None
+            return VirtualMachine(name, interface, {}, lab.vm_memory, lab.vm_disks, lab.vm_disk_size, release,
+                                  tuple(host.groups), zfs)
         return Container(name, interface, {}, release)
 
     def _interface(self, address) -> ipaddress.IPv4Interface:

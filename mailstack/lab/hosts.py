@@ -248,20 +248,20 @@ class VirtualMachine(LabHost):
     link_prefix = "vt"
 
     def __init__(self, name, address, identity, memory: int, disks: int, disk_size: int, release: str = images.SUITE,
-                 groups: tuple[str, ...] = ()):
+                 groups: tuple[str, ...] = (), zfs: bool = False):
         super().__init__(name, address, identity, release)
-        self.memory, self.disks, self.disk_size, self.groups = memory, disks, disk_size, groups
+        self.memory, self.disks, self.disk_size, self.groups, self.zfs = memory, disks, disk_size, groups, zfs
         self.mac = "52:54:00:" + ":".join(f"{byte:02x}" for byte in address.ip.packed[1:])
 
     def pids(self) -> list[int]:
         return processes(f"mailstack-{self.name}")
 
     def image(self) -> Path:
-        return images.vm_image(self.release, self.groups)
+        return images.vm_image(self.release, self.groups, self.zfs)
 
     def _fingerprint(self) -> str:
-        """Its disks too: a guest with other disks is a new guest."""
-        return hashlib.sha256(f"{super()._fingerprint()} {self.disks}x{self.disk_size}".encode()).hexdigest()
+        """Its disks and ZFS too: a guest with other disks, or made from the other image, is a new guest."""
+        return hashlib.sha256(f"{super()._fingerprint()} {self.disks}x{self.disk_size} {self.zfs}".encode()).hexdigest()
 
     def own_initramfs(self, image_initramfs: Path) -> Path:
         """The initramfs on the guest's own root disk, as a real machine's bootloader would load
@@ -279,7 +279,7 @@ class VirtualMachine(LabHost):
 
     @property
     def kept(self) -> Path:
-        """Where the guest's disks wait while a fresh guest stands in (``Lab.fresh_guest``)."""
+        """Where the guest's disks wait while a fresh guest stands in (tests/lab/faults.py: ``fresh_guest``)."""
         return self.state.with_name(f"{self.name}.kept")
 
     def set_aside(self) -> None:

@@ -4,7 +4,8 @@
   container through overlayfs;
 - ``vm``: a root tree with Debian's cloud kernel for QEMU guests, which need a real
   kernel (RAID, ZFS); each guest gets its own disk image made from it (from a copy with
-  more packages, for a guest in more groups than ``storage``).
+  more: ZFS for a guest whose storage is a pool, the packages of its groups for a guest in
+  more groups than ``storage``).
 
 Both carry the Debian packages of the components their hosts may get, unpacked once here
 instead of on every host at its first deploy (under TCG, about 20 s per package set on the
@@ -79,23 +80,31 @@ def base_image(suite: str = SUITE) -> Path:
     return _image("base", suite, make)
 
 
-def vm_image(suite: str = SUITE, groups: Iterable[str] = ()) -> Path:
-    """The guests' image. A guest in groups whose components need more than every guest's
-    packages (an mx host of a Debian 13 pair) gets an image of its own that carries them too:
-    installed here, natively, they save that guest's first deploy about 14 minutes of TCG."""
+def vm_image(suite: str = SUITE, groups: Iterable[str] = (), zfs: bool = False) -> Path:
+    """The guests' image. A guest that needs more gets a copy of its own that carries it:
+    ZFS (``zfs``), for a guest whose storage is a pool, its module built here natively by DKMS
+    (3 to 4 minutes; over 20 inside a guest without KVM), and only on a machine that makes
+    such a guest; and the packages of groups whose components need more than every guest's
+    (an mx host of a Debian 13 pair): installed here, natively, they save that guest's first
+    deploy about 14 minutes of TCG."""
     def make(root: Path) -> None:
         _bootstrap(root, suite, COMMON + VM_EXTRA)
         _prepare_for_qemu(root, suite)
 
     image = _image("vm", suite, make)
     wanted = {name for component in COMPONENTS if component.groups & set(groups) for name in component.packages}
-    if not (extra := sorted(wanted - set(VM_PRELOAD))):
+    extra = sorted(wanted - set(VM_PRELOAD))
+    if not extra and not zfs:
         return image
 
-    def make_with_extra(root: Path) -> None:
+    def make_with_more(root: Path) -> None:
         run("cp", "-a", f"{image}/.", root)
-        preload(root, extra)
-    return _image(f"vm-{'-'.join(sorted(groups))}", suite, make_with_extra)
+        if zfs:
+            _install_zfs(root, suite)
+        if extra:
+            preload(root, extra)
+    more = [*(sorted(groups) if extra else []), *(["zfs"] if zfs else [])]
+    return _image("-".join(["vm", *more]), suite, make_with_more)
 
 
 def _image(name: str, suite: str, make: Callable[[Path], None]) -> Path:
@@ -205,8 +214,7 @@ def _apt_install(root: Path, packages: list[str], *options: str) -> None:
 
 
 def _prepare_for_qemu(root: Path, suite: str) -> None:
-    """ZFS, a small initrd with just the virtio drivers, the root on /dev/vda, networkd for addresses."""
-    _install_zfs(root, suite)
+    """A small initrd with just the virtio drivers, the root on /dev/vda, networkd for addresses."""
     _generalise(root, suite, VM_PRELOAD)
     (root / "etc/initramfs-tools/conf.d/mailstack").write_text("MODULES=list\n")
     (root / "etc/initramfs-tools/modules").write_text("\n".join(VM_MODULES) + "\n")
@@ -218,13 +226,19 @@ def _prepare_for_qemu(root: Path, suite: str) -> None:
 
 
 def _install_zfs(root: Path, suite: str) -> None:
-    """ZFS from contrib, its module built here, natively, for the guest's kernel: DKMS takes
-    a couple of minutes on this machine, and over 20 inside a guest without KVM."""
+    """ZFS from contrib, its module built here, natively, for the guest's kernel. Only the
+    suite debootstrap used, whose headers match the installed kernel; the image's own sources
+    come back afterwards, as the deploy expects them."""
     (release,) = [path.name for path in (root / "lib/modules").iterdir()]
-    # Only the suite debootstrap used: its headers match the installed kernel.
-    (root / "etc/apt/sources.list").write_text(f"deb {mirror()} {suite} main contrib\n")
-    with _started_by_nothing(root):  # the storage deploy enables a pool's import at boot
-        _apt_install(root, ZFS, "--no-install-recommends")
+    sources = root / "etc/apt/sources.list"
+    kept = sources.read_text()
+    sources.write_text(f"deb {mirror()} {suite} main contrib\n")
+    try:
+        with _started_by_nothing(root):  # the storage deploy enables a pool's import at boot
+            _apt_install(root, ZFS, "--no-install-recommends")
+    finally:
+        sources.write_text(kept)
+    run("chroot", root, "apt-get", "clean")
     if not any((root / f"lib/modules/{release}/updates/dkms").glob("zfs.ko*")):  # trixie's DKMS: zfs.ko.xz
         raise LabError(f"DKMS built no ZFS module for the guest's kernel {release}; see {root}/var/lib/dkms")
 

@@ -77,7 +77,7 @@ def build(release: str) -> Path:
     work.mkdir(parents=True)
     progress(f"building the Vagrant box {name(release)} from the lab's VM image (once; minutes)")
     tree = work / "root"
-    _overlay(images.vm_image(release), work, tree)
+    _overlay(images.vm_image(release, zfs=True), work, tree)  # staging.yml keeps mx2's mail on ZFS
     try:
         images.preload(tree, [*images.CLUSTER_PACKAGES, "sudo"])
         _make_vagrant_host(tree)

@@ -25,20 +25,23 @@ def set_link(lab: Lab, name: str, up: bool) -> None:
 
 
 @contextmanager
-def fresh_guest(lab: Lab, name: str) -> Iterator[None]:
-    """A QEMU guest made again from the image, with empty disks, for the length of the
-    block; then the guest as it was comes back, disks and all, as if never stopped."""
+def fresh_guest(lab: Lab, name: str, zfs: bool = False) -> Iterator[None]:
+    """A QEMU guest made again from the image (with ZFS, for a pool: ``zfs``), with empty disks,
+    for the length of the block; then the guest as it was comes back, disks and all, as if never
+    stopped."""
     host = lab.host(name)
     if not isinstance(host, VirtualMachine):
         raise LabError(f"{name} is not a QEMU guest")
     progress(f"{name}: a fresh guest stands in")
     host.stop()
     host.set_aside()
+    was, host.zfs = host.zfs, zfs
     try:
         lab.start(name)
         yield
     finally:
         progress(f"{name}: the guest as it was comes back")
+        host.zfs = was
         host.give_back()
         lab.start(name)
 

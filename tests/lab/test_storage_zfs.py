@@ -1,4 +1,4 @@
-"""ZFS on the lab's store1: the same guest, made again from the image with empty disks,
+"""ZFS on the lab's store1: the same guest, made again with empty disks from the image with ZFS,
 takes a pool of two mirrors for /var/vmail. Afterwards store1 is given back as it was (its
 RAID10 and all), so the other tests find the lab as ``lab.yml`` describes it.
 
@@ -35,7 +35,7 @@ POOL = (
 def zfs_lab(lab, tmp_path_factory):
     """The fresh store1 and the inventory that gives it the pool."""
     skip_past_ci_mark(35, "the ZFS module")
-    with faults.fresh_guest(lab, STORE):
+    with faults.fresh_guest(lab, STORE, zfs=True):
         yield lab_variant(tmp_path_factory.mktemp("zfs"), {MDRAID: POOL})
 
 

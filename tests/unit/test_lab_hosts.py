@@ -1,10 +1,15 @@
 """The lab's hosts without a lab: what it says of a host that does not come up (the last
-lines of its console, readable), and a host stopped with nothing of it left running."""
+lines of its console, readable), a host stopped with nothing of it left running, and the
+image each guest is made from."""
 
 import subprocess
+from pathlib import Path
 from types import SimpleNamespace
 
+from mailstack.inventory import load_for
+from mailstack.lab import Lab, images
 from mailstack.lab.hosts import LabHost, console_tail
+from tests.support import LAB_INVENTORY, lab_variant
 
 
 def test_the_consoles_tail_is_without_the_terminals_control_sequences(tmp_path):
@@ -40,3 +45,12 @@ def test_a_stopped_host_leaves_no_process_of_it_running():
         assert inside.poll() is not None
     finally:
         inside.kill()
+
+
+def test_only_a_guest_whose_storage_is_a_pool_is_made_from_the_image_with_zfs(monkeypatch, tmp_path):
+    """DKMS takes minutes to build ZFS's module: the lab's store1, on an array, goes without."""
+    monkeypatch.setattr(images, "_image", lambda name, suite, make: Path(f"{name}-{suite}"))
+    pool = lab_variant(tmp_path, {"mdraid: {devices: [/dev/vdb, /dev/vdc, /dev/vdd, /dev/vde]}":
+                                  "zfs: {vdevs: [{devices: [/dev/vdb, /dev/vdc]}]}"})
+    assert Lab(load_for(LAB_INVENTORY)).host("store1").image() == Path("vm-trixie")
+    assert Lab(load_for(pool)).host("store1").image() == Path("vm-zfs-trixie")
