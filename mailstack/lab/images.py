@@ -234,11 +234,9 @@ def _install_zfs(root: Path, suite: str) -> None:
     kept = sources.read_text()
     sources.write_text(f"deb {mirror()} {suite} main contrib\n")
     try:
-        with _started_by_nothing(root):  # the storage deploy enables a pool's import at boot
-            _apt_install(root, ZFS, "--no-install-recommends")
+        preload(root, ZFS)  # started by nothing: the storage deploy enables a pool's import at boot
     finally:
         sources.write_text(kept)
-    run("chroot", root, "apt-get", "clean")
     if not any((root / f"lib/modules/{release}/updates/dkms").glob("zfs.ko*")):  # trixie's DKMS: zfs.ko.xz
         raise LabError(f"DKMS built no ZFS module for the guest's kernel {release}; see {root}/var/lib/dkms")
 
