@@ -20,9 +20,9 @@ from mailstack import storage_rules
 from mailstack.component import Target, render_file
 from mailstack.inventory import load_for
 from tests.lab import faults
-from tests.support import PROJECT, changes, deploy, lab_variant, run_deploy, skip_past_ci_mark, ssh
+from tests.support import PROJECT, changes, deploy, lab_variant, run_deploy, skip_unless_ci_has_time, ssh
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.costly]
 STORE = "store1"
 MDRAID = "mdraid: {devices: [/dev/vdb, /dev/vdc, /dev/vdd, /dev/vde]}"
 POOL = (
@@ -34,7 +34,7 @@ POOL = (
 @pytest.fixture(scope="module")
 def zfs_lab(lab, tmp_path_factory):
     """The fresh store1 and the inventory that gives it the pool."""
-    skip_past_ci_mark(35, "the ZFS module")
+    skip_unless_ci_has_time(0.6, "the ZFS module")
     with faults.fresh_guest(lab, STORE, zfs=True):
         yield lab_variant(tmp_path_factory.mktemp("zfs"), {MDRAID: POOL})
 
