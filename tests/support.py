@@ -66,6 +66,19 @@ def changes(report: dict) -> dict[str, list[str]]:
     return {op["name"]: op["success"] for op in report["results"]["operations"] if op["success"]}
 
 
+def changed_hosts(report: dict) -> set[str]:
+    """The hosts on which a deploy's JSON report shows a change."""
+    return {name for hosts in changes(report).values() for name in hosts}
+
+
+def verify(inventory: Path) -> None:
+    """``mailstack verify`` (tests/infra) passes on every host of ``inventory``; its summary is printed."""
+    result = subprocess.run([sys.executable, "-m", "mailstack.cli", "verify", "--inventory", str(inventory)],
+                            cwd=PROJECT, capture_output=True, text=True)
+    print(result.stdout[-3000:])
+    assert result.returncode == 0, result.stdout[-3000:]
+
+
 def ssh(lab, host: str, command: str, input: str | None = None) -> str:
     """Run a command on a lab host with the lab's key; fail the test if it fails."""
     result = lab.run(host, command, input=input)

@@ -3,8 +3,8 @@
 Each test module names the groups it checks in ``GROUPS`` (none: every host); the
 ``host`` fixture is then parametrised with those hosts of the inventory (of those named in
 ``--limit``, when given: ``mailstack verify --host``). Without ``--inventory`` the tier is
-skipped, with that reason. With the lab's inventory, the
-lab is brought up and deployed first (and torn down afterwards if this run started it).
+skipped, with that reason. With a lab's inventory (``inventories/lab.py``, ``lab-drbd.py``),
+that lab is brought up and deployed first (and torn down afterwards if this run started it).
 """
 
 import functools
@@ -35,15 +35,16 @@ def cluster(request):
     inventory = _inventory(request.config)
     if not inventory:
         pytest.skip("no --inventory given: tests/infra checks deployed hosts")
-    if inventory == Path(__file__).resolve().parents[2] / "inventories" / "lab.py":
+    config = load_for(inventory)
+    if config.lab:
         request.getfixturevalue("lab")
-    return load_for(inventory)
+    return config
 
 
 @pytest.fixture(autouse=True)
 def deployed(request):
-    """Every check runs on deployed hosts, also one that asks only for ``host``: with the
-    lab's inventory the lab is brought up and deployed first."""
+    """Every check runs on deployed hosts, also one that asks only for ``host``: with a
+    lab's inventory that lab is brought up and deployed first."""
     if _inventory(request.config):
         request.getfixturevalue("cluster")
 

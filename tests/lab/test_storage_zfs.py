@@ -34,7 +34,7 @@ POOL = (
 @pytest.fixture(scope="module")
 def zfs_lab(lab, tmp_path_factory):
     """The fresh store1 and the inventory that gives it the pool."""
-    skip_unless_ci_has_time(0.6, "the ZFS module")
+    skip_unless_ci_has_time(0.65, "the ZFS module")
     with faults.fresh_guest(lab, STORE, zfs=True):
         yield lab_variant(tmp_path_factory.mktemp("zfs"), {MDRAID: POOL})
 

@@ -11,16 +11,17 @@ from tests.support import CI_HOUR, skip_unless_ci_has_time
 class Item:
     def __init__(self, name, *marks):
         self.name, self.marks = name, marks
+        self.fixturenames = ["lab"] if "lab" in marks else []
 
     def get_closest_marker(self, mark):
         return mark if mark in self.marks else None
 
 
-def test_costly_tests_run_after_the_others_then_the_teardown_then_the_staging():
-    items = [Item("staging", "staging"), Item("zfs", "lab", "costly"), Item("down", "lab", "teardown"),
-             Item("mail", "lab"), Item("unit")]
+def test_tests_without_hosts_run_first_the_costly_ones_after_the_others_then_teardown_second_lab_staging():
+    items = [Item("staging", "staging"), Item("small", "second_lab"), Item("zfs", "lab", "costly"),
+             Item("down", "lab", "teardown"), Item("mail", "lab"), Item("unit")]
     pytest_collection_modifyitems(items)
-    assert [item.name for item in items] == ["mail", "unit", "zfs", "down", "staging"]
+    assert [item.name for item in items] == ["unit", "mail", "zfs", "down", "small", "staging"]
 
 
 def reached_after(monkeypatch, minutes: float) -> None:
