@@ -44,7 +44,7 @@ def bring_up(monkeypatch, tmp_path):
 def test_a_lab_that_came_up_is_handed_over_and_taken_down_by_the_session_that_started_it(bring_up):
     niceness = os.getpriority(os.PRIO_PROCESS, 0)
     started = bring_up(lambda lab: print("--> starting mx1"))
-    assert os.getpriority(os.PRIO_PROCESS, 0) == niceness + conftest.BESIDE  # the tests beside it yield
+    assert os.getpriority(os.PRIO_PROCESS, 0) == min(niceness + conftest.BESIDE, 19)  # the tests beside it yield
     lab = started.ready()
     assert os.getpriority(os.PRIO_PROCESS, 0) == niceness
     started.close()
